@@ -1,0 +1,17 @@
+"""Exceptions raised by gqlchannels' library code.
+
+Library code raises these; only the CLI turns them into a message and an exit code.
+Every message names the bad value and says what to do about it.
+"""
+
+
+class GqlchannelsError(Exception):
+    """Base class for every error gqlchannels raises on purpose."""
+
+
+class ConfigError(GqlchannelsError):
+    """A setting (flag, environment variable or argument) has a value that cannot work."""
+
+
+class AppImportError(GqlchannelsError):
+    """The APP import string does not lead to a Strawberry schema."""
