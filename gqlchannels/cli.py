@@ -1,0 +1,137 @@
+"""The `gqlchannels` command: serve, check, export-schema.
+
+Every option also reads a GQLCHANNELS_* environment variable; a flag on the command line
+wins over the variable. Library code raises GqlchannelsError; this module alone turns it
+into a one-line message and exit status 1 (with the traceback only at --log-level debug).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .errors import GqlchannelsError
+from .layers import mask_url, parse_layer_url
+from .settings import LOG_LEVELS, Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app_argument = click.argument("app", envvar="GQLCHANNELS_APP")
+app_dir_option = click.option(
+    "--app-dir", envvar="GQLCHANNELS_APP_DIR", default=".", show_default=True,
+    help="Directory put first on sys.path before importing APP.",
+)
+layer_option = click.option(
+    "--layer", "layer_url", envvar="GQLCHANNELS_LAYER_URL", default="memory://", show_default=True,
+    help="Channel layer URL: memory:// or amqp://user:password@host:5672/vhost (amqps:// for TLS).",
+)
+log_level_option = click.option(
+    "--log-level", envvar="GQLCHANNELS_LOG_LEVEL", default="info", show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+)
+
+
+def reports_errors(command: F) -> F:
+    """Turn GqlchannelsError into 'Error: ...' and exit 1; a traceback only when debugging."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except GqlchannelsError as exc:
+            if str(kwargs.get("log_level", "")).lower() in ("debug", "trace"):
+                logging.getLogger("gqlchannels").exception("failed")
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_origins(values: tuple[str, ...]) -> tuple[str, ...]:
+    """--allowed-origins may be repeated and each value may be comma-separated."""
+    return tuple(origin.strip() for value in values for origin in value.split(",") if origin.strip())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="gqlchannels")
+def main() -> None:
+    """A GraphQL server for Strawberry schemas, with subscriptions over Django Channels."""
+
+
+@main.command()
+@app_argument
+@click.option("--host", envvar="GQLCHANNELS_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="GQLCHANNELS_PORT", default=8000, show_default=True, type=int)
+@click.option("--path", envvar="GQLCHANNELS_PATH", default="/graphql", show_default=True,
+              help="Where GraphQL is served, over HTTP and WebSocket.")
+@layer_option
+@click.option("--workers", envvar=["GQLCHANNELS_WORKERS", "WEB_CONCURRENCY"], default=1,
+              show_default=True, type=int, help="Worker processes (more than 1 needs amqp://).")
+@app_dir_option
+@click.option("--reload", envvar="GQLCHANNELS_RELOAD", is_flag=True, default=False,
+              help="Restart when code changes (development).")
+@log_level_option
+@click.option("--graphql-ide/--no-graphql-ide", envvar="GQLCHANNELS_GRAPHQL_IDE", default=True,
+              show_default=True, help="Serve the GraphiQL IDE to browsers at the GraphQL path.")
+@click.option("--allowed-origins", envvar="GQLCHANNELS_ALLOWED_ORIGINS", multiple=True,
+              help="Origins allowed to open WebSockets (comma-separated or repeated). "
+                   "Default: the Origin must match the Host.")
+@reports_errors
+def serve(app: str, allowed_origins: tuple[str, ...], log_level: str, **options: Any) -> None:
+    """Serve the Strawberry schema APP ('package.module:attribute')."""
+    from .server import serve as run_server
+
+    settings = Settings(
+        app=app, allowed_origins=split_origins(allowed_origins), log_level=log_level.lower(), **options
+    )
+    # Import once here so a wrong APP fails now, with one line, before any worker starts.
+    _configure_and_import(settings.app, settings.app_dir, settings.layer_url)
+    run_server(settings)
+
+
+@main.command()
+@app_argument
+@layer_option
+@app_dir_option
+@log_level_option
+@click.option("--timeout", default=5.0, show_default=True, type=float,
+              help="Seconds to wait for the channel layer.")
+@reports_errors
+def check(app: str, layer_url: str, app_dir: str, log_level: str, timeout: float) -> None:
+    """Import APP, send a message through the channel layer, print a summary.
+
+    Exits 1 with a one-line reason when anything is wrong: for CI and deploy pipelines.
+    """
+    from .check import describe_schema, layer_round_trip
+
+    schema = _configure_and_import(app, app_dir, layer_url)
+    click.echo(f"schema  {app}: {describe_schema(schema)}")
+    seconds = asyncio.run(layer_round_trip(timeout))
+    click.echo(f"layer   {mask_url(layer_url)}: a message went round in {seconds * 1000:.0f} ms")
+    click.echo("ok")
+
+
+@main.command("export-schema")
+@app_argument
+@app_dir_option
+@log_level_option
+@reports_errors
+def export_schema(app: str, app_dir: str, log_level: str) -> None:
+    """Print the schema of APP in GraphQL SDL."""
+    schema = _configure_and_import(app, app_dir, "memory://")
+    click.echo(schema.as_str())
+
+
+def _configure_and_import(app: str, app_dir: str, layer_url: str) -> Any:
+    from .django_setup import configure_django
+    from .importer import import_schema
+
+    # Django first: a schema may import Django models or settings at module level.
+    configure_django(parse_layer_url(layer_url))
+    return import_schema(app, app_dir)

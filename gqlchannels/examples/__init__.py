@@ -1,0 +1,1 @@
+"""Example schemas shipped with gqlchannels."""

@@ -1,0 +1,89 @@
+"""The chat room from Strawberry's Channels page, corrected so that it runs.
+
+Serve it with:  gqlchannels serve gqlchannels.examples.chat:schema
+
+Corrections to the page's example: the removed `channel_listen` becomes
+`listen_to_channel` (which joins the groups before the subscription waits, so nothing sent
+in between is lost); the join announcement goes to the rooms just joined (the page loops
+over a `groups` attribute that layers do not have); the mutation returns the Boolean it
+declares; a Query type exists (a schema needs one); room ids are checked, because they
+become channel-layer group names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+
+import strawberry
+from channels.layers import get_channel_layer
+from strawberry.types import Info
+
+# Group names may hold ASCII letters, digits, '-', '_' and '.', and must be under 100
+# characters; "chat-room-" takes 10 of them.
+ROOM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+MESSAGE_TYPE = "chat.message"
+
+
+def room_group(room_id: str) -> str:
+    if not ROOM_ID.match(room_id):
+        raise ValueError(
+            f"room id {room_id!r} is not valid: use 1 to 80 letters, digits, '-', '_' or '.'"
+        )
+    return f"chat-room-{room_id}"
+
+
+@strawberry.input
+class ChatRoom:
+    id: str
+
+
+@strawberry.type
+class ChatRoomMessage:
+    id: str
+    message: str
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def hello(self, name: str = "world") -> str:
+        return f"Hello, {name}!"
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def send_chat_message(self, room: ChatRoom, message: str) -> bool:
+        # Over HTTP there is no WebSocket consumer in the context: use the layer itself.
+        await get_channel_layer().group_send(
+            room_group(room.id),
+            {"type": MESSAGE_TYPE, "room_id": room.id, "message": message},
+        )
+        return True
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def join_chat_rooms(
+        self, info: Info, rooms: list[ChatRoom]
+    ) -> AsyncGenerator[ChatRoomMessage, None]:
+        """Join the given rooms and receive every message sent to them."""
+        ws = info.context["ws"]
+        groups = {room.id: room_group(room.id) for room in rooms}
+        async with ws.listen_to_channel(MESSAGE_TYPE, groups=list(groups.values())) as messages:
+            for room_id, group in groups.items():
+                await ws.channel_layer.group_send(
+                    group,
+                    {
+                        "type": MESSAGE_TYPE,
+                        "room_id": room_id,
+                        "message": f"{ws.channel_name} just joined the room!",
+                    },
+                )
+            async for message in messages:
+                yield ChatRoomMessage(id=message["room_id"], message=message["message"])
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)

@@ -1,0 +1,77 @@
+"""Find the user's Strawberry schema from an import string like "myapp.schema:schema"."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from strawberry.schema import BaseSchema, Schema
+
+from .errors import AppImportError
+
+
+def import_schema(app: str, app_dir: str | None = ".") -> BaseSchema:
+    """Import `module:attr` and return the schema it names.
+
+    `attr` may be a schema or a zero-argument callable returning one. `app_dir` is put at
+    the front of sys.path first, so a project's own packages import the way they would from
+    its root. Every failure is an AppImportError whose message names the part that is wrong;
+    the original exception is chained for `--log-level debug`.
+    """
+    if app_dir:
+        resolved = str(Path(app_dir).resolve())
+        if resolved not in sys.path:
+            sys.path.insert(0, resolved)
+
+    module_name, sep, attr_path = app.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise AppImportError(
+            f"APP {app!r} must look like 'package.module:attribute', "
+            "for example 'myapp.schema:schema'."
+        )
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise AppImportError(
+                f"could not import module {module_name!r} (from APP {app!r}): "
+                f"no module named {missing!r} on sys.path. Check the spelling, "
+                "or point --app-dir / GQLCHANNELS_APP_DIR at the directory that contains it."
+            ) from exc
+        # The user's module exists but itself imports something missing.
+        raise AppImportError(
+            f"importing {module_name!r} failed: {type(exc).__name__}: {exc}. "
+            "Install the missing package, or fix the import in your module."
+        ) from exc
+    except Exception as exc:  # the user's module raised while importing: report, don't crash
+        raise AppImportError(
+            f"importing {module_name!r} raised {type(exc).__name__}: {exc}. "
+            "Fix the module (run with --log-level debug for the traceback)."
+        ) from exc
+
+    target: object = module
+    for part in attr_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise AppImportError(
+                f"module {module_name!r} has no attribute {attr_path!r} (from APP {app!r})."
+            ) from None
+
+    if not isinstance(target, Schema) and callable(target):
+        try:
+            target = target()
+        except Exception as exc:
+            raise AppImportError(
+                f"calling {app!r} to build the schema raised {type(exc).__name__}: {exc}."
+            ) from exc
+
+    if not isinstance(target, Schema):
+        raise AppImportError(
+            f"{app!r} is a {type(target).__name__}, not a strawberry.Schema; point APP at "
+            "a strawberry.Schema instance or a zero-argument function that returns one."
+        )
+    return target

@@ -1,0 +1,69 @@
+"""Path routing for one server: GraphQL at its path, health endpoints, 404 for the rest.
+
+Channels' URLRouter raises on an unmatched path, which uvicorn turns into a 500. A server
+must answer a stranger's request for /favicon.ico or /wp-login.php with a 404, so routing
+is an exact lookup here, and the fallback is an answer, not an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PathRouter:
+    """Dispatch on the exact path (a trailing slash is ignored); anything else is a 404."""
+
+    def __init__(self, routes: Mapping[str, ASGIApp], hint: str) -> None:
+        self.routes = {path.rstrip("/") or "/": app for path, app in routes.items()}
+        self.hint = hint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        app = self.routes.get(path.rstrip("/") or "/")
+        if app is None:
+            await not_found(scope, receive, send, self.hint)
+            return
+        await app(scope, receive, send)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send, hint: str) -> None:
+    body = json.dumps({"error": "not found", "path": scope.get("path", ""), "hint": hint}).encode()
+    if scope["type"] == "http":
+        await send_json(send, 404, body)
+        return
+    # A WebSocket handshake: answer with a real 404 where the server supports the
+    # websocket.http.response extension (uvicorn does), else refuse the upgrade (403).
+    await receive()  # websocket.connect
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
