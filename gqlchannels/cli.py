@@ -110,6 +110,10 @@ def check(app: str, layer_url: str, app_dir: str, log_level: str, timeout: float
     """
     from .check import describe_schema, layer_round_trip
 
+    if log_level.lower() not in ("debug", "trace"):
+        # check prints its own one-line verdict; the layer's retry chatter while the broker
+        # is unreachable would bury it. --log-level debug shows everything.
+        logging.disable(logging.CRITICAL)
     schema = _configure_and_import(app, app_dir, layer_url)
     click.echo(f"schema  {app}: {describe_schema(schema)}")
     seconds = asyncio.run(layer_round_trip(timeout))

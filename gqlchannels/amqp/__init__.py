@@ -1,0 +1,5 @@
+"""The RabbitMQ channel layer that `amqp://` and `amqps://` URLs select."""
+
+from .layer import LayerState, RabbitMQChannelLayer
+
+__all__ = ["LayerState", "RabbitMQChannelLayer"]
