@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite: real server processes, real protocol clients."""

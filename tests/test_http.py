@@ -1,0 +1,101 @@
+"""GraphQL over HTTP, health endpoints and 404s, against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.support.gql_clients import SEND_MESSAGE, graphql_post
+from tests.support.server import ServerProcess
+
+
+def test_query_over_post(memory_server: ServerProcess) -> None:
+    assert graphql_post(memory_server.url, "{ hello }") == {"data": {"hello": "Hello, world!"}}
+
+
+def test_query_over_get_with_variables(memory_server: ServerProcess) -> None:
+    response = httpx.get(
+        f"{memory_server.url}/graphql",
+        params={"query": "query($n: String!) { hello(name: $n) }", "variables": '{"n": "Ada"}'},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"hello": "Hello, Ada!"}}
+
+
+def test_mutation_over_http_reaches_the_layer(memory_server: ServerProcess) -> None:
+    result = graphql_post(memory_server.url, SEND_MESSAGE, {"room": "lobby", "msg": "hi"})
+    assert result == {"data": {"sendChatMessage": True}}
+
+
+def test_trailing_slash_serves_graphql_too(memory_server: ServerProcess) -> None:
+    assert graphql_post(memory_server.url, "{ hello }", path="/graphql/")["data"]["hello"] == "Hello, world!"
+
+
+def test_invalid_room_id_is_a_graphql_error_not_a_500(memory_server: ServerProcess) -> None:
+    result = graphql_post(memory_server.url, SEND_MESSAGE, {"room": "no spaces allowed", "msg": "x"})
+    assert result["data"] is None
+    assert "room id 'no spaces allowed' is not valid" in result["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("path", ["/", "/favicon.ico", "/graphqlx", "/graphql/extra", "/wp-login.php"])
+def test_unknown_paths_are_404(memory_server: ServerProcess, path: str) -> None:
+    response = httpx.get(f"{memory_server.url}{path}")
+    assert response.status_code == 404
+    assert response.json()["hint"] == "GraphQL is served at /graphql"
+
+
+def test_malformed_json_is_400_and_server_keeps_serving(memory_server: ServerProcess) -> None:
+    response = httpx.post(f"{memory_server.url}/graphql", content=b'{"query": ',
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert graphql_post(memory_server.url, "{ hello }")["data"]["hello"] == "Hello, world!"
+
+
+def test_health_and_readiness(memory_server: ServerProcess) -> None:
+    assert httpx.get(f"{memory_server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{memory_server.url}/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+def test_browser_get_gets_the_ide(memory_server: ServerProcess) -> None:
+    response = httpx.get(f"{memory_server.url}/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    assert "graphiql" in response.text.lower()
+
+
+def test_ide_can_be_switched_off() -> None:
+    with ServerProcess("gqlchannels.examples.chat:schema", "--no-graphql-ide") as server:
+        response = httpx.get(f"{server.url}/graphql", headers={"accept": "text/html"})
+        assert "graphiql" not in response.text.lower()
+        assert response.status_code in (400, 404)
+
+
+def test_custom_path() -> None:
+    with ServerProcess("gqlchannels.examples.chat:schema", "--path", "/api/gql") as server:
+        assert graphql_post(server.url, "{ hello }", path="/api/gql")["data"]["hello"] == "Hello, world!"
+        assert httpx.get(f"{server.url}/graphql").status_code == 404
+
+
+async def test_websocket_to_unknown_path_is_404(memory_server: ServerProcess) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as rejected:
+        await connect(f"ws://127.0.0.1:{memory_server.port}/elsewhere", subprotocols=["graphql-transport-ws"])
+    assert rejected.value.response.status_code == 404
+    assert graphql_post(memory_server.url, "{ hello }")["data"]["hello"] == "Hello, world!"
+
+
+async def test_garbage_websocket_frame_closes_with_protocol_code(memory_server: ServerProcess) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(memory_server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send("{not json")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 4400  # graphql-transport-ws: invalid message
+    assert graphql_post(memory_server.url, "{ hello }")["data"]["hello"] == "Hello, world!"
