@@ -2,8 +2,22 @@
 out through a Django Channels layer (in memory, or RabbitMQ across processes and machines)."""
 
 from .app import build_application
-from .errors import AppImportError, ConfigError, GqlchannelsError
+from .errors import AppImportError, ConfigError, GqlchannelsError, LayerUnavailable, MessageNotSerializable
+from .events import Events, GroupListener
+from .publish import apublish, publish
 
 __version__ = "0.1.0"
 
-__all__ = ["AppImportError", "ConfigError", "GqlchannelsError", "__version__", "build_application"]
+__all__ = [
+    "AppImportError",
+    "ConfigError",
+    "Events",
+    "GqlchannelsError",
+    "GroupListener",
+    "LayerUnavailable",
+    "MessageNotSerializable",
+    "__version__",
+    "apublish",
+    "build_application",
+    "publish",
+]

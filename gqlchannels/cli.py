@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .errors import GqlchannelsError
+from .errors import ConfigError, GqlchannelsError
 from .layers import mask_url, parse_layer_url
 from .settings import LOG_LEVELS, Settings
 
@@ -119,6 +120,49 @@ def check(app: str, layer_url: str, app_dir: str, log_level: str, timeout: float
     seconds = asyncio.run(layer_round_trip(timeout))
     click.echo(f"layer   {mask_url(layer_url)}: a message went round in {seconds * 1000:.0f} ms")
     click.echo("ok")
+
+
+@main.command()
+@click.argument("group")
+@click.argument("payload", required=False)
+@click.option("--type", "message_type", help="The message's type, e.g. chat.message "
+              "(may instead be a \"type\" key in PAYLOAD).")
+@layer_option
+@click.option("--timeout", default=5.0, show_default=True, type=float,
+              help="Seconds to wait for the broker before failing.")
+@log_level_option
+@reports_errors
+def publish(group: str, payload: str | None, message_type: str | None, layer_url: str,
+            timeout: float, log_level: str) -> None:
+    """Send one message to GROUP: PAYLOAD is a JSON object (from stdin when omitted or '-').
+
+    Every subscriber of GROUP on every server sharing the broker receives it, e.g.
+    gqlchannels publish chat-room-lobby '{"room_id": "lobby", "message": "hi"}' --type chat.message
+    """
+    from .publish import publish as publish_message
+
+    if log_level.lower() not in ("debug", "trace"):
+        logging.disable(logging.CRITICAL)  # the outcome is the exit status and one line
+    message = parse_payload(payload, message_type)
+    publish_message(group, message, layer_url=layer_url, timeout=timeout)
+    click.echo(f"published {message['type']} to {group}")
+
+
+def parse_payload(payload: str | None, message_type: str | None) -> dict[str, Any]:
+    """The JSON object from the argument or stdin, with its type set; ConfigError if unusable."""
+    if payload is None or payload == "-":
+        payload = "" if payload is None and sys.stdin.isatty() else sys.stdin.read()
+    try:
+        message = json.loads(payload) if payload.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"PAYLOAD is not valid JSON ({exc}): {payload[:80]!r}") from None
+    if not isinstance(message, dict):
+        raise ConfigError(f"PAYLOAD must be a JSON object, not {type(message).__name__}: {payload[:80]!r}")
+    if message_type is not None:
+        message["type"] = message_type
+    if not isinstance(message.get("type"), str) or not message["type"]:
+        raise ConfigError('give the message a type: --type chat.message, or a "type" key in PAYLOAD.')
+    return message
 
 
 @main.command("export-schema")

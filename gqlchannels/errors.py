@@ -15,3 +15,11 @@ class ConfigError(GqlchannelsError):
 
 class AppImportError(GqlchannelsError):
     """The APP import string does not lead to a Strawberry schema."""
+
+
+class MessageNotSerializable(GqlchannelsError, TypeError):
+    """A message holds a value the channel layer cannot carry (refused before sending)."""
+
+
+class LayerUnavailable(GqlchannelsError):
+    """The channel layer could not take a message in time (broker down or unreachable)."""

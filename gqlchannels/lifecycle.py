@@ -10,6 +10,7 @@ from typing import Any
 
 from channels.layers import channel_layers, get_channel_layer
 
+from .publish import register_server_layer, unregister_server_layer
 from .routing import Receive, Scope, Send
 
 logger = logging.getLogger("gqlchannels")
@@ -65,6 +66,7 @@ class Lifespan:
         # layer (and any broker connection) in this worker's running loop.
         layer = get_channel_layer()
         self.state.layer = layer
+        register_server_layer(layer, asyncio.get_running_loop())
         connect = getattr(layer, "connect", None)
         if connect is not None:
             try:
@@ -78,6 +80,7 @@ class Lifespan:
         layer = self.state.layer
         if layer is None:
             return
+        unregister_server_layer(layer)
         try:
             await asyncio.wait_for(layer.close(), LAYER_CLOSE_TIMEOUT)
         except Exception as exc:

@@ -2,12 +2,14 @@
 
 Serve it with:  gqlchannels serve gqlchannels.examples.chat:schema
 
-Corrections to the page's example: the removed `channel_listen` becomes
-`listen_to_channel` (which joins the groups before the subscription waits, so nothing sent
-in between is lost); the join announcement goes to the rooms just joined (the page loops
-over a `groups` attribute that layers do not have); the mutation returns the Boolean it
-declares; a Query type exists (a schema needs one); room ids are checked, because they
-become channel-layer group names.
+Corrections to the page's example: the removed `channel_listen` becomes gqlchannels'
+`info.context["events"].listen(...)`, which joins the groups before the subscription waits
+(nothing sent in between is lost), sees only its own rooms even beside another subscription
+on the same WebSocket, and leaves the rooms when the client goes; the join announcement goes
+to the rooms just joined (the page loops over a `groups` attribute that layers do not have);
+the mutation publishes through the same context (over HTTP there is no WebSocket consumer)
+and returns the Boolean it declares; a Query type exists (a schema needs one); room ids are
+checked, because they become channel-layer group names.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import re
 from collections.abc import AsyncGenerator
 
 import strawberry
-from channels.layers import get_channel_layer
 from strawberry.types import Info
 
 # Group names may hold ASCII letters, digits, '-', '_' and '.', and must be under 100
@@ -54,11 +55,9 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def send_chat_message(self, room: ChatRoom, message: str) -> bool:
-        # Over HTTP there is no WebSocket consumer in the context: use the layer itself.
-        await get_channel_layer().group_send(
-            room_group(room.id),
-            {"type": MESSAGE_TYPE, "room_id": room.id, "message": message},
+    async def send_chat_message(self, info: Info, room: ChatRoom, message: str) -> bool:
+        await info.context["events"].publish(
+            room_group(room.id), {"type": MESSAGE_TYPE, "room_id": room.id, "message": message}
         )
         return True
 
@@ -70,16 +69,16 @@ class Subscription:
         self, info: Info, rooms: list[ChatRoom]
     ) -> AsyncGenerator[ChatRoomMessage, None]:
         """Join the given rooms and receive every message sent to them."""
-        ws = info.context["ws"]
+        events = info.context["events"]
         groups = {room.id: room_group(room.id) for room in rooms}
-        async with ws.listen_to_channel(MESSAGE_TYPE, groups=list(groups.values())) as messages:
+        async with events.listen(groups.values(), type=MESSAGE_TYPE) as messages:
             for room_id, group in groups.items():
-                await ws.channel_layer.group_send(
+                await events.publish(
                     group,
                     {
                         "type": MESSAGE_TYPE,
                         "room_id": room_id,
-                        "message": f"{ws.channel_name} just joined the room!",
+                        "message": f"{messages.channel} just joined the room!",
                     },
                 )
             async for message in messages:
