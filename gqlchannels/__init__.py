@@ -2,6 +2,7 @@
 out through a Django Channels layer (in memory, or RabbitMQ across processes and machines)."""
 
 from .app import build_application
+from .auth import AuthRequest, Unauthorized
 from .errors import AppImportError, ConfigError, GqlchannelsError, LayerUnavailable, MessageNotSerializable
 from .events import Events, GroupListener
 from .publish import apublish, publish
@@ -10,12 +11,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppImportError",
+    "AuthRequest",
     "ConfigError",
     "Events",
     "GqlchannelsError",
     "GroupListener",
     "LayerUnavailable",
     "MessageNotSerializable",
+    "Unauthorized",
     "__version__",
     "apublish",
     "build_application",

@@ -1,7 +1,8 @@
-"""Build the ASGI application: GraphQL over HTTP and WebSockets, health, lifespan, 404s."""
+"""Build the ASGI application: GraphQL over HTTP and WebSockets, health, metrics, lifespan, 404s."""
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Sequence
 
@@ -11,6 +12,8 @@ from django.conf import settings as django_settings
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from .auth import AuthHook, load_auth_hook
+from .connections import WebSocketTracker
 from .consumers import consumer_classes
 from .django_setup import configure_django, django_is_configured
 from .errors import ConfigError
@@ -18,6 +21,8 @@ from .health import healthz_app, readyz_app
 from .importer import import_schema
 from .layers import parse_layer_url
 from .lifecycle import Lifespan, ServerState
+from .limits import BodyLimit, Limits, with_server_extensions
+from .metrics import HTTPMetrics, MetricsExtension, metrics_app, websocket_count_changed
 from .routing import ASGIApp, PathRouter
 from .settings import Settings
 
@@ -31,12 +36,18 @@ def build_application(
     layer: str | None = None,
     graphql_ide: bool = True,
     allowed_origins: Sequence[str] = (),
+    limits: Limits = Limits(),
+    introspection: bool = True,
+    debug: bool = False,
+    auth: str | AuthHook | None = None,
 ) -> ProtocolTypeRouter:
     """The ASGI app that serves `schema`: mount it, or hand it to any ASGI server.
 
     Django is configured here if nothing configured it yet, with the channel layer from
     `layer` (a URL such as "memory://" or "amqp://..."; default $GQLCHANNELS_LAYER_URL,
     else memory://). Inside an existing Django project its CHANNEL_LAYERS is used instead.
+    `auth` is a callable (or 'module:attribute') given a gqlchannels.auth.AuthRequest;
+    `debug` shows unexpected errors' messages to clients instead of masking them.
     """
     if not django_is_configured():
         configure_django(parse_layer_url(layer or os.environ.get("GQLCHANNELS_LAYER_URL", "memory://")))
@@ -48,31 +59,43 @@ def build_application(
     else:
         django.setup(set_prefix=False)  # idempotent; populates apps if the user has not yet
 
+    served = with_server_extensions(schema, limits, introspection=introspection, debug=debug)
+    served.extensions = (*served.extensions, MetricsExtension)  # type: ignore[attr-defined]
     http_consumer, ws_consumer = consumer_classes(has_database=bool(django_settings.DATABASES))
+    auth_hook = load_auth_hook(auth)
     graphql_path = path.rstrip("/") or "/"
     state = ServerState()
-    http_routes: dict[str, ASGIApp] = {
-        graphql_path: http_consumer.as_asgi(
-            schema=schema,
-            graphql_ide="graphiql" if graphql_ide else None,
-            subscription_protocols=SUBSCRIPTION_PROTOCOLS,
-        ),
-        "/healthz": healthz_app(state),
-        "/readyz": readyz_app(state),
-    }
-    ws_routes: dict[str, ASGIApp] = {
-        graphql_path: ws_consumer.as_asgi(
-            schema=schema,
+    websockets = WebSocketTracker(
+        ws_consumer.as_asgi(
+            schema=served,
             subscription_protocols=SUBSCRIPTION_PROTOCOLS,
             allowed_origins=tuple(allowed_origins),
+            max_subscriptions_per_connection=limits.max_subscriptions,
+            connection_init_wait_timeout=datetime.timedelta(seconds=limits.connection_init_timeout),
+            auth_hook=auth_hook,
         ),
+        on_change=websocket_count_changed,
+    )
+    http_routes: dict[str, ASGIApp] = {
+        graphql_path: HTTPMetrics(BodyLimit(
+            http_consumer.as_asgi(
+                schema=served,
+                graphql_ide="graphiql" if graphql_ide else None,
+                subscription_protocols=SUBSCRIPTION_PROTOCOLS,
+                auth_hook=auth_hook,
+            ),
+            limits.max_body_size,
+        )),
+        "/healthz": healthz_app(state),
+        "/readyz": readyz_app(state),
+        "/metrics": metrics_app(),
     }
     hint = f"GraphQL is served at {graphql_path}"
     return ProtocolTypeRouter(
         {
             "http": PathRouter(http_routes, hint),
-            "websocket": PathRouter(ws_routes, hint),
-            "lifespan": Lifespan(state),
+            "websocket": PathRouter({graphql_path: websockets}, hint),
+            "lifespan": Lifespan(state, websockets),
         }
     )
 
@@ -88,4 +111,8 @@ def create_app() -> ProtocolTypeRouter:
         path=settings.path,
         graphql_ide=settings.graphql_ide,
         allowed_origins=settings.allowed_origins,
+        limits=settings.limits,
+        introspection=settings.introspection,
+        debug=settings.debug,
+        auth=settings.auth,
     )

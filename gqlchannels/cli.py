@@ -19,7 +19,7 @@ import click
 
 from .errors import ConfigError, GqlchannelsError
 from .layers import mask_url, parse_layer_url
-from .settings import LOG_LEVELS, Settings
+from .settings import LOG_FORMATS, LOG_LEVELS, Settings, default
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +83,36 @@ def main() -> None:
 @click.option("--allowed-origins", envvar="GQLCHANNELS_ALLOWED_ORIGINS", multiple=True,
               help="Origins allowed to open WebSockets (comma-separated or repeated). "
                    "Default: the Origin must match the Host.")
+@click.option("--log-format", envvar="GQLCHANNELS_LOG_FORMAT", default="text", show_default=True,
+              type=click.Choice(LOG_FORMATS, case_sensitive=False), help="One line per event, as text or JSON.")
+@click.option("--debug/--no-debug", envvar="GQLCHANNELS_DEBUG", default=False, show_default=True,
+              help="Show unexpected errors' messages to clients (masked by default).")
+@click.option("--introspection/--no-introspection", envvar="GQLCHANNELS_INTROSPECTION", default=True,
+              show_default=True, help="Answer schema introspection queries.")
+@click.option("--auth", envvar="GQLCHANNELS_AUTH", default=None,
+              help="'module:callable' given each request's headers (and WebSocket connection_init "
+                   "payload); returns the user or raises gqlchannels.Unauthorized.")
+@click.option("--shutdown-timeout", envvar="GQLCHANNELS_SHUTDOWN_TIMEOUT", default=default("shutdown_timeout"), show_default=True,
+              type=float, help="Seconds in-flight requests get to finish after SIGTERM.")
+@click.option("--forwarded-allow-ips", envvar="GQLCHANNELS_FORWARDED_ALLOW_IPS", default=default("forwarded_allow_ips"),
+              show_default=True, help="Proxies whose X-Forwarded-For/-Proto headers are trusted ('*' for any).")
+@click.option("--ws-ping-interval", envvar="GQLCHANNELS_WS_PING_INTERVAL", default=default("ws_ping_interval"), show_default=True,
+              type=float, help="Seconds between WebSocket pings that keep idle connections open (0: off).")
+@click.option("--max-ws-message-size", envvar="GQLCHANNELS_MAX_WS_MESSAGE_SIZE", default=default("max_ws_message_size"),
+              show_default=True, type=int, help="Largest WebSocket message in bytes (over it: close 1009).")
+@click.option("--max-body-size", envvar="GQLCHANNELS_MAX_BODY_SIZE", default=default("max_body_size"), show_default=True,
+              type=int, help="Largest HTTP request body in bytes (over it: 413).")
+@click.option("--max-depth", envvar="GQLCHANNELS_MAX_DEPTH", default=default("max_depth"), show_default=True, type=int,
+              help="Deepest query nesting allowed.")
+@click.option("--max-tokens", envvar="GQLCHANNELS_MAX_TOKENS", default=default("max_tokens"), show_default=True, type=int,
+              help="Most tokens allowed in one GraphQL document.")
+@click.option("--max-aliases", envvar="GQLCHANNELS_MAX_ALIASES", default=default("max_aliases"), show_default=True, type=int,
+              help="Most aliases allowed in one GraphQL document.")
+@click.option("--max-subscriptions", envvar="GQLCHANNELS_MAX_SUBSCRIPTIONS", default=default("max_subscriptions"), show_default=True,
+              type=int, help="Most operations running at once on one WebSocket.")
+@click.option("--connection-init-timeout", envvar="GQLCHANNELS_CONNECTION_INIT_TIMEOUT", default=default("connection_init_timeout"),
+              show_default=True, type=float,
+              help="Seconds a WebSocket may wait before sending connection_init (then 4408).")
 @reports_errors
 def serve(app: str, allowed_origins: tuple[str, ...], log_level: str, **options: Any) -> None:
     """Serve the Strawberry schema APP ('package.module:attribute')."""
@@ -91,8 +121,12 @@ def serve(app: str, allowed_origins: tuple[str, ...], log_level: str, **options:
     settings = Settings(
         app=app, allowed_origins=split_origins(allowed_origins), log_level=log_level.lower(), **options
     )
-    # Import once here so a wrong APP fails now, with one line, before any worker starts.
+    # Import once here so a wrong APP (or --auth) fails now, with one line, before any worker starts.
     _configure_and_import(settings.app, settings.app_dir, settings.layer_url)
+    if settings.auth:
+        from .auth import load_auth_hook
+
+        load_auth_hook(settings.auth)
     run_server(settings)
 
 

@@ -19,15 +19,34 @@ def import_schema(app: str, app_dir: str | None = ".") -> BaseSchema:
     its root. Every failure is an AppImportError whose message names the part that is wrong;
     the original exception is chained for `--log-level debug`.
     """
+    target = import_object(app, what="APP", app_dir=app_dir)
+    if not isinstance(target, Schema) and callable(target):
+        try:
+            target = target()
+        except Exception as exc:
+            raise AppImportError(
+                f"calling {app!r} to build the schema raised {type(exc).__name__}: {exc}."
+            ) from exc
+
+    if not isinstance(target, Schema):
+        raise AppImportError(
+            f"{app!r} is a {type(target).__name__}, not a strawberry.Schema; point APP at "
+            "a strawberry.Schema instance or a zero-argument function that returns one."
+        )
+    return target
+
+
+def import_object(spec: str, *, what: str, app_dir: str | None = None) -> object:
+    """The object a 'package.module:attribute' string names; `what` names the setting."""
     if app_dir:
         resolved = str(Path(app_dir).resolve())
         if resolved not in sys.path:
             sys.path.insert(0, resolved)
 
-    module_name, sep, attr_path = app.partition(":")
+    module_name, sep, attr_path = spec.partition(":")
     if not sep or not module_name or not attr_path:
         raise AppImportError(
-            f"APP {app!r} must look like 'package.module:attribute', "
+            f"{what} {spec!r} must look like 'package.module:attribute', "
             "for example 'myapp.schema:schema'."
         )
 
@@ -37,7 +56,7 @@ def import_schema(app: str, app_dir: str | None = ".") -> BaseSchema:
         missing = exc.name or ""
         if module_name == missing or module_name.startswith(missing + "."):
             raise AppImportError(
-                f"could not import module {module_name!r} (from APP {app!r}): "
+                f"could not import module {module_name!r} (from {what} {spec!r}): "
                 f"no module named {missing!r} on sys.path. Check the spelling, "
                 "or point --app-dir / GQLCHANNELS_APP_DIR at the directory that contains it."
             ) from exc
@@ -58,20 +77,6 @@ def import_schema(app: str, app_dir: str | None = ".") -> BaseSchema:
             target = getattr(target, part)
         except AttributeError:
             raise AppImportError(
-                f"module {module_name!r} has no attribute {attr_path!r} (from APP {app!r})."
+                f"module {module_name!r} has no attribute {attr_path!r} (from {what} {spec!r})."
             ) from None
-
-    if not isinstance(target, Schema) and callable(target):
-        try:
-            target = target()
-        except Exception as exc:
-            raise AppImportError(
-                f"calling {app!r} to build the schema raised {type(exc).__name__}: {exc}."
-            ) from exc
-
-    if not isinstance(target, Schema):
-        raise AppImportError(
-            f"{app!r} is a {type(target).__name__}, not a strawberry.Schema; point APP at "
-            "a strawberry.Schema instance or a zero-argument function that returns one."
-        )
     return target

@@ -10,6 +10,8 @@ from typing import Any
 
 from channels.layers import channel_layers, get_channel_layer
 
+from .connections import WebSocketTracker, close_websockets_before_exit
+from .metrics import follow_layer_state, worker_exited
 from .publish import register_server_layer, unregister_server_layer
 from .routing import Receive, Scope, Send
 
@@ -19,7 +21,7 @@ logger = logging.getLogger("gqlchannels")
 # and how long shutdown gives the layer to close. Both bounded: a broker outage must not
 # keep a worker from starting or from exiting.
 LAYER_CONNECT_TIMEOUT = 5.0
-LAYER_CLOSE_TIMEOUT = 5.0
+LAYER_CLOSE_TIMEOUT = 3.0
 
 
 @dataclasses.dataclass
@@ -42,8 +44,10 @@ class ServerState:
 class Lifespan:
     """The ASGI app for the `lifespan` scope (Channels' routers have none)."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, websockets: WebSocketTracker) -> None:
         self.state = state
+        self.websockets = websockets
+        self._layer_metrics: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         while True:
@@ -73,10 +77,18 @@ class Lifespan:
                 await connect(timeout=LAYER_CONNECT_TIMEOUT)
             except Exception as exc:  # keep serving queries; /readyz says why we're not ready
                 logger.warning("channel layer not connected at startup: %s", exc)
+        self._layer_metrics = asyncio.create_task(follow_layer_state(layer))
+        close_websockets_before_exit(self.websockets, on_signal=self.mark_stopping)
         self.state.started = True
+
+    def mark_stopping(self) -> None:
+        self.state.stopping = True
 
     async def shutdown(self) -> None:
         self.state.stopping = True
+        if self._layer_metrics is not None:
+            self._layer_metrics.cancel()
+        worker_exited()
         layer = self.state.layer
         if layer is None:
             return

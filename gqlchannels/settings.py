@@ -13,10 +13,18 @@ import os
 
 from .errors import ConfigError
 from .layers import LayerSpec, parse_layer_url
+from .limits import Limits
 
 SETTINGS_ENV = "GQLCHANNELS_INTERNAL_SETTINGS"
 RESERVED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("text", "json")
+_DEFAULT_LIMITS = Limits()
+
+
+def default(name: str) -> object:
+    """The default of a setting, so the CLI's options and this class cannot disagree."""
+    return Settings.__dataclass_fields__[name].default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +40,20 @@ class Settings:
     log_level: str = "info"
     graphql_ide: bool = True
     allowed_origins: tuple[str, ...] = ()
+    log_format: str = "text"
+    debug: bool = False
+    introspection: bool = True
+    auth: str | None = None
+    shutdown_timeout: float = 10.0
+    forwarded_allow_ips: str = "127.0.0.1"
+    ws_ping_interval: float = 20.0
+    max_ws_message_size: int = 1024 * 1024
+    max_body_size: int = _DEFAULT_LIMITS.max_body_size
+    max_depth: int = _DEFAULT_LIMITS.max_depth
+    max_tokens: int = _DEFAULT_LIMITS.max_tokens
+    max_aliases: int = _DEFAULT_LIMITS.max_aliases
+    max_subscriptions: int = _DEFAULT_LIMITS.max_subscriptions
+    connection_init_timeout: float = _DEFAULT_LIMITS.connection_init_timeout
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path.rstrip("/") == "":
@@ -46,6 +68,14 @@ class Settings:
             raise ConfigError(f"--port {self.port} is not a TCP port (0-65535).")
         if self.workers < 1:
             raise ConfigError(f"--workers {self.workers} must be at least 1.")
+        for name in ("max_body_size", "max_ws_message_size", "max_depth", "max_tokens", "max_aliases",
+                     "max_subscriptions", "connection_init_timeout", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)} must be greater than 0.")
+        if self.ws_ping_interval < 0:
+            raise ConfigError(f"--ws-ping-interval {self.ws_ping_interval} must be 0 (off) or more seconds.")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"--log-format {self.log_format!r} must be one of {', '.join(LOG_FORMATS)}.")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"--log-level {self.log_level!r} must be one of {', '.join(LOG_LEVELS)}.")
         spec = self.layer  # parse now: a bad URL fails at start, not on first use
@@ -64,9 +94,15 @@ class Settings:
         return parse_layer_url(self.layer_url)
 
     @property
-    def graphql_path(self) -> str:
-        """The path without a trailing slash; the router accepts both spellings."""
-        return self.path.rstrip("/")
+    def limits(self) -> Limits:
+        return Limits(
+            max_body_size=self.max_body_size,
+            max_depth=self.max_depth,
+            max_tokens=self.max_tokens,
+            max_aliases=self.max_aliases,
+            max_subscriptions=self.max_subscriptions,
+            connection_init_timeout=self.connection_init_timeout,
+        )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))

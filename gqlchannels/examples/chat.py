@@ -18,6 +18,7 @@ import re
 from collections.abc import AsyncGenerator
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.types import Info
 
 # Group names may hold ASCII letters, digits, '-', '_' and '.', and must be under 100
@@ -28,7 +29,8 @@ MESSAGE_TYPE = "chat.message"
 
 def room_group(room_id: str) -> str:
     if not ROOM_ID.match(room_id):
-        raise ValueError(
+        # A GraphQLError: meant for the client, so shown even when unexpected errors are masked.
+        raise GraphQLError(
             f"room id {room_id!r} is not valid: use 1 to 80 letters, digits, '-', '_' or '.'"
         )
     return f"chat-room-{room_id}"
