@@ -22,6 +22,7 @@ from cross_web import HTTPException
 
 from .auth import AuthHook, AuthRequest, Unauthorized, authenticate, headers_of
 from .events import Events
+from .ws_protocols import StrictGraphQLTransportWSHandler, StrictGraphQLWSHandler
 from .publish import register_server_layer, server_layer_registered
 
 ASGI_EVENT_PREFIXES = ("http.", "websocket.")
@@ -58,6 +59,14 @@ class HTTPConsumer(_EventsContextMixin, GraphQLHTTPConsumer):
         super().__init__(*args, **kwargs)
         self.auth_hook = auth_hook
 
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry turns JSONDecodeError into a 400 but lets a body that is not UTF-8
+        # (UnicodeDecodeError) through as a 500; found by tests/test_fuzz.py.
+        try:
+            return super().decode_json(data)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON: it is not UTF-8") from None
+
     async def get_context(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         context = await super().get_context(*args, **kwargs)
         if self.auth_hook is not None:
@@ -69,6 +78,9 @@ class HTTPConsumer(_EventsContextMixin, GraphQLHTTPConsumer):
 
 
 class WSConsumer(_EventsContextMixin, GraphQLWSConsumer):
+    graphql_transport_ws_handler_class = StrictGraphQLTransportWSHandler
+    graphql_ws_handler_class = StrictGraphQLWSHandler
+
     def __init__(self, *args: Any, auth_hook: AuthHook | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.auth_hook = auth_hook

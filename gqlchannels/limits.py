@@ -28,8 +28,8 @@ from .routing import ASGIApp, Receive, Scope, Send, send_json
 @dataclasses.dataclass(frozen=True)
 class Limits:
     max_body_size: int = 1024 * 1024  # bytes of one HTTP request body
-    max_depth: int = 20  # GraphiQL's introspection query is 13 deep
-    max_tokens: int = 5000  # GraphiQL's introspection query is about 300
+    max_depth: int = 20  # GraphiQL's full introspection query passes both (tests/test_limits.py)
+    max_tokens: int = 5000
     max_aliases: int = 50
     max_subscriptions: int = 100  # operations in flight on one WebSocket
     connection_init_timeout: float = 10.0  # seconds a WebSocket may wait before connection_init

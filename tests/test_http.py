@@ -99,3 +99,34 @@ async def test_garbage_websocket_frame_closes_with_protocol_code(memory_server: 
             await asyncio.wait_for(ws.recv(), 10)
         assert ws.close_code == 4400  # graphql-transport-ws: invalid message
     assert graphql_post(memory_server.url, "{ hello }")["data"]["hello"] == "Hello, world!"
+
+
+def test_body_that_is_not_utf8_is_400(memory_server: ServerProcess) -> None:
+    # Stock Strawberry answers this with a 500 (UnicodeDecodeError escapes its JSON parsing).
+    response = httpx.post(f"{memory_server.url}/graphql", content=b'{"query": "\x80"}',
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert "not UTF-8" in response.text
+
+
+@pytest.mark.parametrize(("protocol", "frame"), [
+    ("graphql-transport-ws", '[1, 2]'),
+    ("graphql-transport-ws", '{"type": "subscribe", "id": "1", "payload": "{ hello }"}'),
+    ("graphql-transport-ws", '{"type": "subscribe", "id": ["x"], "payload": {"query": "{ hello }"}}'),
+    ("graphql-ws", '[1, 2]'),
+    ("graphql-ws", '{"type": "start", "id": "1", "payload": "{ hello }"}'),
+    ("graphql-ws", '{"type": "start", "id": ["x"], "payload": {"query": "{ hello }"}}'),
+])
+async def test_malformed_protocol_message_closes_4400(memory_server: ServerProcess, protocol: str, frame: str) -> None:
+    # Stock Strawberry raises inside the connection's task on each of these.
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(memory_server.ws_url, subprotocols=[protocol]) as ws:
+        await ws.send('{"type": "connection_init"}')
+        await asyncio.wait_for(ws.recv(), 10)  # connection_ack
+        await ws.send(frame)
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 4400
+    assert "Exception in ASGI application" not in memory_server.log()
