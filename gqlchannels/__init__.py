@@ -5,6 +5,7 @@ from .app import build_application
 from .auth import AuthRequest, Unauthorized
 from .errors import AppImportError, ConfigError, GqlchannelsError, LayerUnavailable, MessageNotSerializable
 from .events import Events, GroupListener
+from .limits import Limits
 from .publish import apublish, publish
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "GqlchannelsError",
     "GroupListener",
     "LayerUnavailable",
+    "Limits",
     "MessageNotSerializable",
     "Unauthorized",
     "__version__",
