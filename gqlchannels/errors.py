@@ -23,3 +23,7 @@ class MessageNotSerializable(GqlchannelsError, TypeError):
 
 class LayerUnavailable(GqlchannelsError):
     """The channel layer could not take a message in time (broker down or unreachable)."""
+
+
+class InvalidName(GqlchannelsError, TypeError):
+    """A group or channel name the channel layer cannot carry (a TypeError, as Channels raises)."""

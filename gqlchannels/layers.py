@@ -31,7 +31,13 @@ AMQP_OPTIONS: dict[str, type] = {
     "heartbeat": int,
     "connection_name": str,
     "reconnect_max_delay": float,
+    # TLS, with amqps:// only (passed to aiormq)
+    "cafile": str,
+    "certfile": str,
+    "keyfile": str,
+    "no_verify_ssl": str,
 }
+TLS_OPTIONS = ("cafile", "certfile", "keyfile", "no_verify_ssl")
 
 AMQP_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
@@ -88,6 +94,18 @@ def parse_layer_url(url: str) -> LayerSpec:
                 "write it as amqp://user:password@host:5672/vhost."
             )
         options = _parse_options(url, parts.query, AMQP_OPTIONS)
+        tls = [name for name in TLS_OPTIONS if name in options]
+        if tls and scheme != "amqps":
+            # A TLS option on a plain connection would never be used (channels-rabbitmq hangs).
+            raise ConfigError(
+                f"layer URL {mask_url(url)!r} sets {', '.join(tls)} but is not a TLS URL; "
+                "write amqps://... (port 5671 by default) to connect with TLS."
+            )
+        if options.get("heartbeat") == 0:
+            raise ConfigError(
+                f"layer URL {mask_url(url)!r}: heartbeat=0 turns heartbeats off, and a dead broker "
+                "connection would then go unnoticed; use a number of seconds such as 30."
+            )
         options["url"] = _normalized_amqp_url(scheme, parts, port)
         return LayerSpec(scheme, AMQP_BACKEND, options)
     raise ConfigError(

@@ -13,19 +13,29 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer
 
-from .errors import ConfigError, MessageNotSerializable
+from .errors import InvalidName, MessageNotSerializable
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 MAX_NAME_LENGTH = 99  # what Channels' layers accept (BaseChannelLayer.MAX_NAME_LENGTH = 100, exclusive)
 
 
 def check_group(group: str) -> None:
-    """Raise ConfigError unless `group` is a valid channel-layer group name."""
+    """Raise InvalidName unless `group` is a valid channel-layer group name."""
     if not isinstance(group, str) or len(group) > MAX_NAME_LENGTH \
             or not BaseChannelLayer.group_name_regex.match(group):
-        raise ConfigError(
+        raise InvalidName(
             f"group name {group!r:.120} is not valid: use 1 to {MAX_NAME_LENGTH} ASCII letters, "
             "digits, '-', '_' or '.'."
+        )
+
+
+def check_channel(channel: str) -> None:
+    """Raise InvalidName unless `channel` is a valid process-specific channel name."""
+    if not isinstance(channel, str) or len(channel) > MAX_NAME_LENGTH \
+            or not BaseChannelLayer.channel_name_regex.match(channel) or "!" not in channel:
+        raise InvalidName(
+            f"channel name {channel!r:.120} is not valid: use a name from the layer's new_channel() "
+            f"(at most {MAX_NAME_LENGTH} characters)."
         )
 
 
