@@ -54,3 +54,15 @@ def test_password_masked_in_errors() -> None:
         parse_layer_url("amqp://u:hunter2@rabbit/?bogus=1")
     assert "hunter2" not in str(error.value)
     assert mask_url("amqp://u:hunter2@rabbit/") == "amqp://u:***@rabbit/"
+
+
+@pytest.mark.parametrize("option", ["cafile=/etc/ca.pem", "certfile=/c.pem", "keyfile=/k.pem", "no_verify_ssl=1"])
+def test_tls_options_need_amqps(option: str) -> None:
+    with pytest.raises(ConfigError, match="is not a TLS URL; write amqps://"):
+        parse_layer_url(f"amqp://rabbit/?{option}")
+    assert parse_layer_url(f"amqps://rabbit/?{option}").config["url"] == "amqps://guest:guest@rabbit:5671/%2F"
+
+
+def test_heartbeat_zero_refused() -> None:
+    with pytest.raises(ConfigError, match="heartbeat=0 turns heartbeats off"):
+        parse_layer_url("amqp://rabbit/?heartbeat=0")

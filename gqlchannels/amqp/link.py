@@ -87,12 +87,15 @@ class BrokerLink:
                 await asyncio.sleep(self._next_delay())
                 continue
             closed = self._connection.closing
-            try:
-                await asyncio.shield(closed)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            # asyncio.wait, not await: aiormq cancels this future when a heartbeat finds the
+            # connection stuck, and that must not read as this task being cancelled.
+            await asyncio.wait([closed])
+            if closed.cancelled():
+                self.state.last_error = "no heartbeat from the broker"
+            elif closed.exception() is not None:
+                exc = closed.exception()
                 self.state.last_error = f"{type(exc).__name__}: {exc}"
+            await self._close_connection()
             self._lost()
 
     async def _connect_once(self) -> None:
