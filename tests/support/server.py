@@ -43,12 +43,13 @@ class ServerProcess:
     def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None,
                  cwd: Path | None = None, pass_port: bool = True,
                  command: tuple[str, ...] = ("-m", "gqlchannels", "serve"),
-                 ready_path: str = "/readyz") -> None:
+                 ready_path: str = "/readyz", executable: str = sys.executable) -> None:
         self.port = port or free_port()
         self.args = list(args)
         if pass_port:
             self.args += ["--port", str(self.port)]
         self.command = command
+        self.executable = executable
         self.ready_path = ready_path
         self.env = env or clean_env()
         self.cwd = cwd
@@ -69,7 +70,7 @@ class ServerProcess:
         fd, name = tempfile.mkstemp(prefix="gqlchannels-server-", suffix=".log")
         self.log_path = Path(name)
         self.proc = subprocess.Popen(
-            [sys.executable, *self.command, *self.args],
+            [self.executable, *self.command, *self.args],
             stdout=fd, stderr=subprocess.STDOUT, text=True, env=self.env, cwd=self.cwd,
             start_new_session=True,
         )
