@@ -22,6 +22,7 @@ from .importer import import_schema
 from .layers import parse_layer_url
 from .lifecycle import Lifespan, ServerState
 from .limits import BodyLimit, Limits, with_server_extensions
+from .negotiation import GraphQLResponseNegotiation
 from .metrics import HTTPMetrics, MetricsExtension, metrics_app, websocket_count_changed
 from .routing import ASGIApp, PathRouter
 from .settings import Settings
@@ -77,7 +78,7 @@ def build_application(
         on_change=websocket_count_changed,
     )
     http_routes: dict[str, ASGIApp] = {
-        graphql_path: HTTPMetrics(BodyLimit(
+        graphql_path: HTTPMetrics(GraphQLResponseNegotiation(BodyLimit(
             http_consumer.as_asgi(
                 schema=served,
                 graphql_ide="graphiql" if graphql_ide else None,
@@ -85,7 +86,7 @@ def build_application(
                 auth_hook=auth_hook,
             ),
             limits.max_body_size,
-        )),
+        ))),
         "/healthz": healthz_app(state),
         "/readyz": readyz_app(state),
         "/metrics": metrics_app(),
