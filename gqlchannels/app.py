@@ -18,6 +18,7 @@ from .consumers import consumer_classes
 from .django_setup import configure_django, django_is_configured
 from .errors import ConfigError
 from .health import healthz_app, readyz_app
+from .ide import asset_routes, graphiql_html
 from .importer import import_schema
 from .layers import parse_layer_url
 from .lifecycle import Lifespan, ServerState
@@ -84,12 +85,14 @@ def build_application(
                 graphql_ide="graphiql" if graphql_ide else None,
                 subscription_protocols=SUBSCRIPTION_PROTOCOLS,
                 auth_hook=auth_hook,
+                ide_html=graphiql_html(graphql_path),
             ),
             limits.max_body_size,
         ))),
         "/healthz": healthz_app(state),
         "/readyz": readyz_app(state),
         "/metrics": metrics_app(),
+        **(asset_routes(graphql_path) if graphql_ide else {}),
     }
     hint = f"GraphQL is served at {graphql_path}"
     return ProtocolTypeRouter(

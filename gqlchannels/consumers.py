@@ -55,9 +55,16 @@ class _EventsContextMixin:
 
 
 class HTTPConsumer(_EventsContextMixin, GraphQLHTTPConsumer):
-    def __init__(self, *args: Any, auth_hook: AuthHook | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, auth_hook: AuthHook | None = None, ide_html: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.auth_hook = auth_hook
+        self.ide_html = ide_html
+
+    @property
+    def graphql_ide_html(self) -> str:
+        # The page served from the package (gqlchannels.ide), not the one loading from a CDN.
+        return self.ide_html if self.ide_html is not None else super().graphql_ide_html
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry turns JSONDecodeError into a 400 but lets a body that is not UTF-8

@@ -130,3 +130,12 @@ async def test_malformed_protocol_message_closes_4400(memory_server: ServerProce
             await asyncio.wait_for(ws.recv(), 10)
         assert ws.close_code == 4400
     assert "Exception in ASGI application" not in memory_server.log()
+
+
+def test_ide_page_and_assets_come_from_the_server(memory_server: ServerProcess) -> None:
+    page = httpx.get(f"{memory_server.url}/graphql", headers={"accept": "text/html"}).text
+    assert "unpkg.com" not in page and "https://" not in page.split("<script>")[0]
+    asset = httpx.get(f"{memory_server.url}/graphql/ide/graphiql-3.8.3.min.js")
+    assert asset.status_code == 200 and asset.headers["content-type"].startswith("text/javascript")
+    assert httpx.get(f"{memory_server.url}/graphql/ide/../../etc/passwd").status_code == 404
+    assert httpx.get(f"{memory_server.url}/graphql/ide/other.js").status_code == 404
