@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 import django
+from channels.layers import get_channel_layer
 from channels.routing import ProtocolTypeRouter
 from django.conf import settings as django_settings
 from strawberry.schema import BaseSchema
@@ -27,6 +28,7 @@ from .negotiation import GraphQLResponseNegotiation
 from .metrics import HTTPMetrics, MetricsExtension, metrics_app, websocket_count_changed
 from .routing import ASGIApp, PathRouter
 from .settings import Settings
+from .sse import SSETransport, SubscriptionsNeedAStream
 
 SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)
 
@@ -42,6 +44,7 @@ def build_application(
     introspection: bool = True,
     debug: bool = False,
     auth: str | AuthHook | None = None,
+    sse: bool = False,
 ) -> ProtocolTypeRouter:
     """The ASGI app that serves `schema`: mount it, or hand it to any ASGI server.
 
@@ -49,7 +52,8 @@ def build_application(
     `layer` (a URL such as "memory://" or "amqp://..."; default $GQLCHANNELS_LAYER_URL,
     else memory://). Inside an existing Django project its CHANNEL_LAYERS is used instead.
     `auth` is a callable (or 'module:attribute') given a gqlchannels.auth.AuthRequest;
-    `debug` shows unexpected errors' messages to clients instead of masking them.
+    `debug` shows unexpected errors' messages to clients instead of masking them; `sse`
+    turns on subscriptions over server-sent events (graphql-sse, distinct connections).
     """
     if not django_is_configured():
         configure_django(parse_layer_url(layer or os.environ.get("GQLCHANNELS_LAYER_URL", "memory://")))
@@ -62,7 +66,7 @@ def build_application(
         django.setup(set_prefix=False)  # idempotent; populates apps if the user has not yet
 
     served = with_server_extensions(schema, limits, introspection=introspection, debug=debug)
-    served.extensions = (*served.extensions, MetricsExtension)  # type: ignore[attr-defined]
+    served.extensions = (*served.extensions, MetricsExtension, SubscriptionsNeedAStream)  # type: ignore[attr-defined]
     http_consumer, ws_consumer = consumer_classes(has_database=bool(django_settings.DATABASES))
     auth_hook = load_auth_hook(auth)
     graphql_path = path.rstrip("/") or "/"
@@ -80,12 +84,15 @@ def build_application(
     )
     http_routes: dict[str, ASGIApp] = {
         graphql_path: HTTPMetrics(GraphQLResponseNegotiation(BodyLimit(
-            http_consumer.as_asgi(
-                schema=served,
-                graphql_ide="graphiql" if graphql_ide else None,
-                subscription_protocols=SUBSCRIPTION_PROTOCOLS,
-                auth_hook=auth_hook,
-                ide_html=graphiql_html(graphql_path),
+            SSETransport(
+                http_consumer.as_asgi(
+                    schema=served,
+                    graphql_ide="graphiql" if graphql_ide else None,
+                    subscription_protocols=SUBSCRIPTION_PROTOCOLS,
+                    auth_hook=auth_hook,
+                    ide_html=graphiql_html(graphql_path),
+                ),
+                served, enabled=sse, layer=get_channel_layer, auth_hook=auth_hook,
             ),
             limits.max_body_size,
         ))),
@@ -119,4 +126,5 @@ def create_app() -> ProtocolTypeRouter:
         introspection=settings.introspection,
         debug=settings.debug,
         auth=settings.auth,
+        sse=settings.sse,
     )

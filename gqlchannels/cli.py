@@ -92,6 +92,8 @@ def main() -> None:
 @click.option("--auth", envvar="GQLCHANNELS_AUTH", default=None,
               help="'module:callable' given each request's headers (and WebSocket connection_init "
                    "payload); returns the user or raises gqlchannels.Unauthorized.")
+@click.option("--sse/--no-sse", envvar="GQLCHANNELS_SSE", default=False, show_default=True,
+              help="Also serve subscriptions over server-sent events (graphql-sse protocol).")
 @click.option("--shutdown-timeout", envvar="GQLCHANNELS_SHUTDOWN_TIMEOUT", default=default("shutdown_timeout"), show_default=True,
               type=float, help="Seconds in-flight requests get to finish after SIGTERM.")
 @click.option("--forwarded-allow-ips", envvar="GQLCHANNELS_FORWARDED_ALLOW_IPS", default=default("forwarded_allow_ips"),

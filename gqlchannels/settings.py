@@ -44,6 +44,7 @@ class Settings:
     debug: bool = False
     introspection: bool = True
     auth: str | None = None
+    sse: bool = False
     shutdown_timeout: float = 10.0
     forwarded_allow_ips: str = "127.0.0.1"
     ws_ping_interval: float = 20.0
