@@ -13,16 +13,22 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.schema import BaseSchema
 
 from .errors import LayerUnavailable
 from .routing import ASGIApp, Receive, Scope, Send, send_json
+
+
+CACHED_DOCUMENTS = 1000  # distinct GraphQL documents whose parse and validation are kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +56,21 @@ def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection:
 
     A copy, so the user's schema object (perhaps shared with their tests) is not changed.
     """
+    # The depth and alias limiters build their validation rule classes when instantiated;
+    # made once here and shared, so the validation cache sees the same rules every time
+    # (per-request instances gave new classes, and a cache miss, on every request).
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    ]
     extensions: list[Any] = [
-        functools.partial(QueryDepthLimiter, max_depth=limits.max_depth),
+        # Bounded caches of parsed and validated documents: clients send the same few
+        # documents over and over, and parsing plus validating them is most of a small
+        # request's time. Validation includes the limits, so they are cached too.
         functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
-        functools.partial(MaxAliasesLimiter, max_alias_count=limits.max_aliases),
+        functools.partial(AddValidationRules, rules),
+        functools.partial(ParserCache, maxsize=CACHED_DOCUMENTS),
+        functools.partial(ValidationCache, maxsize=CACHED_DOCUMENTS),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
