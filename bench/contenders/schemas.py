@@ -10,25 +10,9 @@ import strawberry
 from channels.layers import get_channel_layer
 from strawberry.types import Info
 
+from gqlchannels.examples.chat import ChatRoom, ChatRoomMessage, Query
+
 MESSAGE = "chat.message"
-
-
-@strawberry.input
-class ChatRoom:
-    id: str
-
-
-@strawberry.type
-class ChatRoomMessage:
-    id: str
-    message: str
-
-
-@strawberry.type
-class Query:
-    @strawberry.field
-    def hello(self, name: str = "world") -> str:
-        return f"Hello, {name}!"
 
 
 @strawberry.type
