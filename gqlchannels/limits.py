@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
@@ -50,6 +51,21 @@ def should_mask_error(error: GraphQLError) -> bool:
     return True
 
 
+class ReportingParserCache(ParserCache):
+    """ParserCache, minus a crash: its on_parse raises a document's syntax error outside
+    the block where Strawberry turns parse errors into a request error, which `schema.stream`
+    (WebSocket and SSE operations) does not catch. On a syntax error this leaves the document
+    unparsed, Strawberry parses it itself and reports the error as it should."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLError:
+            pass  # not cached either: lru_cache keeps no exceptions
+        yield
+
+
 def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection: bool,
                            debug: bool) -> BaseSchema:
     """A copy of `schema` that also runs the limit, introspection and masking extensions.
@@ -69,7 +85,7 @@ def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection:
         # request's time. Validation includes the limits, so they are cached too.
         functools.partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         functools.partial(AddValidationRules, rules),
-        functools.partial(ParserCache, maxsize=CACHED_DOCUMENTS),
+        functools.partial(ReportingParserCache, maxsize=CACHED_DOCUMENTS),
         functools.partial(ValidationCache, maxsize=CACHED_DOCUMENTS),
     ]
     if not introspection:

@@ -47,6 +47,7 @@ def target() -> Iterator[ServerProcess]:
         yield server
     assert "Exception in ASGI application" not in server.log(), server.log()[-3000:]
     assert "Traceback" not in server.log(), server.log()[-3000:]
+    assert "Exception in worker task" not in server.log(), server.log()[-3000:]
 
 
 @FUZZ
