@@ -23,12 +23,13 @@ from .ide import asset_routes, graphiql_html
 from .importer import import_schema
 from .layers import parse_layer_url
 from .lifecycle import Lifespan, ServerState
-from .limits import BodyLimit, Limits, with_server_extensions
+from .extension import with_server_extensions
+from .limits import BodyLimit, Limits
 from .negotiation import GraphQLResponseNegotiation
-from .metrics import HTTPMetrics, MetricsExtension, metrics_app, websocket_count_changed
+from .metrics import HTTPMetrics, metrics_app, websocket_count_changed
 from .routing import ASGIApp, PathRouter
 from .settings import Settings
-from .sse import SSETransport, SubscriptionsNeedAStream
+from .sse import SSETransport
 
 SUBSCRIPTION_PROTOCOLS = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL)
 
@@ -66,7 +67,6 @@ def build_application(
         django.setup(set_prefix=False)  # idempotent; populates apps if the user has not yet
 
     served = with_server_extensions(schema, limits, introspection=introspection, debug=debug)
-    served.extensions = (*served.extensions, MetricsExtension, SubscriptionsNeedAStream)  # type: ignore[attr-defined]
     http_consumer, ws_consumer = consumer_classes(has_database=bool(django_settings.DATABASES))
     auth_hook = load_auth_hook(auth)
     graphql_path = path.rstrip("/") or "/"

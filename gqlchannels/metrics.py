@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -24,7 +23,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from strawberry.extensions import SchemaExtension
 
 from .routing import ASGIApp, Receive, Scope, Send
 
@@ -76,29 +74,15 @@ def _scope_of(context: Any) -> dict[str, Any] | None:
     return scope if isinstance(scope, dict) else None
 
 
-class MetricsExtension(SchemaExtension):
-    """Labels the HTTP request with its operation type, counts errors and live subscriptions."""
-
-    def on_operation(self) -> Iterator[None]:
-        self._subscription = False
-        try:
-            yield
-        finally:
-            if self._subscription:
-                SUBSCRIPTIONS_ACTIVE.dec()
-        operation = operation_of(self.execution_context)
-        scope = _scope_of(self.execution_context.context)
-        if scope is not None and scope.get("type") == "http":
-            scope[OPERATION_KEY] = operation
-        result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            GRAPHQL_ERRORS.labels(operation).inc()
-
-    def on_execute(self) -> Iterator[None]:
-        if not self._subscription and operation_of(self.execution_context) == "subscription":
-            self._subscription = True
-            SUBSCRIPTIONS_ACTIVE.inc()
-        yield
+def operation_finished(execution_context: Any) -> None:
+    """Label the HTTP request with its operation type; count a result that carries errors."""
+    operation = operation_of(execution_context)
+    scope = _scope_of(execution_context.context)
+    if scope is not None and scope.get("type") == "http":
+        scope[OPERATION_KEY] = operation
+    result = execution_context.result
+    if result is not None and getattr(result, "errors", None):
+        GRAPHQL_ERRORS.labels(operation).inc()
 
 
 class HTTPMetrics:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 from strawberry.schema import BaseSchema
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -48,20 +47,17 @@ class SSERequest:
     headers: dict[str, str]
 
 
-class SubscriptionsNeedAStream(SchemaExtension):
+def refuse_subscription_over_plain_http(execution_context: Any) -> None:
     """A subscription in a plain HTTP request (one JSON answer) is a request error that says
     where subscriptions are served; Strawberry would run its resolver as if it were a query."""
-
-    def on_validate(self) -> Iterator[None]:
-        yield
-        context = self.execution_context.context
-        plain_http = isinstance(context, dict) and "ws" not in context \
-            and not isinstance(context.get("request"), SSERequest)
-        if plain_http and self.execution_context.operation_type == OperationType.SUBSCRIPTION:
-            raise GraphQLError(
-                "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) "
-                "and, when the server runs with --sse, over server-sent events (Accept: text/event-stream)"
-            )
+    context = execution_context.context
+    plain_http = isinstance(context, dict) and "ws" not in context \
+        and not isinstance(context.get("request"), SSERequest)
+    if plain_http and execution_context.operation_type == OperationType.SUBSCRIPTION:
+        raise GraphQLError(
+            "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) "
+            "and, when the server runs with --sse, over server-sent events (Accept: text/event-stream)"
+        )
 
 
 def wants_event_stream(scope: Scope) -> bool:

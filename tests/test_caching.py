@@ -6,7 +6,8 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from gqlchannels.limits import CACHED_DOCUMENTS, Limits, with_server_extensions
+from gqlchannels.extension import CACHED_DOCUMENTS, with_server_extensions
+from gqlchannels.limits import Limits
 
 
 @strawberry.type
