@@ -89,3 +89,29 @@ async def test_two_workers_deliver_across_workers(amqp_url: str) -> None:
                 assert [t for t in received if t in texts] == texts
         finally:
             await asyncio.gather(*(s.close() for s in subscribers))
+
+
+SEED_STYLE_APP = "tests.support.seed_style_schema:schema"
+
+
+@pytest.mark.parametrize("layer", ["memory", "amqp"])
+async def test_seed_style_listen_to_channel(layer: str, amqp_url: str) -> None:
+    """The seed's own pattern, info.context["ws"].listen_to_channel on the connection's
+    channel: each socket gets its room's messages, and only those."""
+    args = ("--layer", amqp_url) if layer == "amqp" else ()
+    query = "subscription($r: String!) { joinChatRooms(rooms: [{id: $r}]) { id message } }"
+    with ServerProcess(SEED_STYLE_APP, *args) as server:
+        rooms = [room_name(), room_name()]
+        subscribers = [await Subscriber.open(server.ws_url) for _ in rooms]
+        try:
+            for subscriber, room in zip(subscribers, rooms):
+                await subscriber.subscribe(query, {"r": room})
+                assert (await subscriber.next_data())["joinChatRooms"]["message"].endswith(" joined")
+            for room in rooms:
+                await send_message(server.url, room, f"to {room}")
+            for subscriber, room in zip(subscribers, rooms):
+                assert await subscriber.next_data() == {"joinChatRooms": {"id": room, "message": f"to {room}"}}
+                with pytest.raises(TimeoutError):
+                    await subscriber.recv(timeout=0.3)  # nothing from the other room
+        finally:
+            await asyncio.gather(*(s.close() for s in subscribers))
