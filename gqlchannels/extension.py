@@ -25,6 +25,7 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 from strawberry.schema import BaseSchema
 
 from .errors import LayerUnavailable
+from .executor import per_event_memo_executor
 from .limits import Limits
 from .metrics import SUBSCRIPTIONS_ACTIVE, operation_finished, operation_of
 from .sse import refuse_subscription_over_plain_http
@@ -131,9 +132,13 @@ class ServerExtension(SchemaExtension):
 
 def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection: bool,
                            debug: bool) -> BaseSchema:
-    """A copy of `schema` that also runs the server's extension (the user's schema object,
-    perhaps shared with their tests, is not changed)."""
+    """A copy of `schema` that also runs the server's extension and executes subscription
+    events without graphql-core's per-event leak (the user's schema object, perhaps shared
+    with their tests, is not changed)."""
     policy = policy_for(limits, introspection=introspection, debug=debug)
     served = copy.copy(schema)
     served.extensions = (*schema.extensions, functools.partial(ServerExtension, policy))  # type: ignore[attr-defined]
+    base = getattr(schema, "execution_context_class", None)
+    if isinstance(base, type):
+        served.execution_context_class = per_event_memo_executor(base)  # type: ignore[attr-defined]
     return served

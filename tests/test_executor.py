@@ -1,0 +1,87 @@
+"""graphql-core 3.3 keeps about 1 KB per subscription event until the subscription ends (its
+per-event executors share memo dictionaries keyed by per-event lists). The schema the
+server runs must not: a subscription's memory stays flat however many messages it delivers."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.schema import BaseSchema
+
+from gqlchannels.extension import with_server_extensions
+from gqlchannels.limits import Limits
+
+EVENTS = 3000
+MEASURED_FROM = 1000  # past warm-up: caches and the first allocations are settled by then
+
+
+@strawberry.type
+class Message:
+    id: str
+    text: str
+
+
+@strawberry.type
+class Query:
+    hello: str = "world"
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def messages(self) -> AsyncGenerator[Message, None]:
+        for n in range(EVENTS):
+            yield Message(id=str(n), text="hi")
+
+
+async def retained_bytes_per_event(schema: BaseSchema) -> float:
+    """Bytes still allocated per event while the subscription is running."""
+    stream = await schema.subscribe("subscription { messages { id text } }")
+    seen = 0
+    tracemalloc.start()
+    try:
+        async for result in stream:
+            assert not result.errors, result.errors
+            seen += 1
+            if seen == MEASURED_FROM:
+                gc.collect()
+                before = tracemalloc.get_traced_memory()[0]
+            if seen == EVENTS:
+                gc.collect()
+                after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert seen == EVENTS
+    return (after - before) / (EVENTS - MEASURED_FROM)
+
+
+async def test_plain_strawberry_keeps_memory_per_event() -> None:
+    """The breakage, reproduced: if this ever fails, graphql-core fixed it and
+    gqlchannels.executor can go."""
+    assert await retained_bytes_per_event(strawberry.Schema(query=Query, subscription=Subscription)) > 500
+
+
+async def test_served_schema_keeps_no_memory_per_event() -> None:
+    served = with_server_extensions(strawberry.Schema(query=Query, subscription=Subscription), Limits(),
+                                    introspection=True, debug=False)
+    assert await retained_bytes_per_event(served) < 50
+
+
+async def test_user_executor_class_is_kept() -> None:
+    """A schema with its own execution context class still runs it, with the fix on top."""
+    base = strawberry.Schema(query=Query, subscription=Subscription).execution_context_class
+    calls: list[str] = []
+
+    class Custom(base):  # type: ignore[misc, valid-type]
+        def build_per_event_executor(self, payload):  # type: ignore[no-untyped-def]
+            calls.append("custom")
+            return super().build_per_event_executor(payload)
+
+    schema = strawberry.Schema(query=Query, subscription=Subscription, execution_context_class=Custom)
+    served = with_server_extensions(schema, Limits(), introspection=True, debug=False)
+    assert issubclass(served.execution_context_class, Custom)
+    assert await retained_bytes_per_event(served) < 50
+    assert len(calls) == EVENTS
