@@ -131,14 +131,16 @@ def bench_fanout(subscribers: int, messages: int, repeats: int) -> dict[str, lis
     return results
 
 
-def bench_memory(connections: int, per_connection: int, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+def bench_memory(connections: int, per_connection: int, names: tuple[str, ...],
+                 deflate: bool = False) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     for name in names:
         with running(name) as (url, pid):
             ws = url.replace("http", "ws") + "/graphql"
             before = rss_kb(pid)
             proc = subprocess.Popen([PY, "-m", "bench.ws_client", "hold", ws, f"{url}/graphql", "--connections",
-                                     str(connections), "--per-connection", str(per_connection)],
+                                     str(connections), "--per-connection", str(per_connection),
+                                     *(["--deflate"] if deflate else [])],
                                     cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
             try:
@@ -194,6 +196,11 @@ def main() -> None:
 
     print(f"\nMemory: {idle} idle subscribed WebSockets", flush=True)
     memory = bench_memory(idle, 1, ("gqlchannels", "seed setup"))
+    for name, figures in memory.items():
+        print(f"  {name:18} {figures['kb_per_connection']:6.1f} KB per connection  (RSS {figures['rss_mb']:.0f} MB)")
+    print(f"\nMemory: {idle} idle subscribed WebSockets from browser-like clients (offering permessage-deflate)",
+          flush=True)
+    memory = bench_memory(idle, 1, ("gqlchannels", "seed setup"), deflate=True)
     for name, figures in memory.items():
         print(f"  {name:18} {figures['kb_per_connection']:6.1f} KB per connection  (RSS {figures['rss_mb']:.0f} MB)")
     print(f"\nCapacity: {many[0] * many[1]} subscriptions ({many[0]} connections x {many[1]}) in one worker", flush=True)

@@ -30,12 +30,14 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def open_subscriptions(url: str, room: str, connections: int, per_connection: int) -> list[ClientConnection]:
+async def open_subscriptions(url: str, room: str, connections: int, per_connection: int,
+                             deflate: bool = False) -> list[ClientConnection]:
+    """`deflate`: offer permessage-deflate, as browsers always do."""
     sockets: list[ClientConnection] = []
 
     async def one() -> ClientConnection:
         ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=60, max_queue=None,
-                           ping_interval=None, compression=None)
+                           ping_interval=None, compression="deflate" if deflate else None)
         await ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         for n in range(per_connection):
@@ -118,7 +120,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
 
 async def hold(args: argparse.Namespace) -> None:
     room = f"hold-{uuid.uuid4().hex[:8]}"
-    sockets = await open_subscriptions(args.ws_url, room, args.connections, args.per_connection)
+    sockets = await open_subscriptions(args.ws_url, room, args.connections, args.per_connection, args.deflate)
     async with httpx.AsyncClient(timeout=30) as client:
         await warm_up(sockets, args.per_connection, client, args.http_url, room)
     print(json.dumps({"ready": args.connections * args.per_connection}), flush=True)
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20)
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--per-connection", type=int, default=1)
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate, like a browser")
     args = parser.parse_args()
     raise_file_limit()
     if args.mode == "fanout":

@@ -100,6 +100,9 @@ def main() -> None:
               show_default=True, help="Proxies whose X-Forwarded-For/-Proto headers are trusted ('*' for any).")
 @click.option("--ws-ping-interval", envvar="GQLCHANNELS_WS_PING_INTERVAL", default=default("ws_ping_interval"), show_default=True,
               type=float, help="Seconds between WebSocket pings that keep idle connections open (0: off).")
+@click.option("--ws-compression/--no-ws-compression", envvar="GQLCHANNELS_WS_COMPRESSION", default=False,
+              show_default=True, help="Accept permessage-deflate: smaller frames for about 41 KB more memory "
+                                      "per connection and CPU per message per subscriber.")
 @click.option("--max-ws-message-size", envvar="GQLCHANNELS_MAX_WS_MESSAGE_SIZE", default=default("max_ws_message_size"),
               show_default=True, type=int, help="Largest WebSocket message in bytes (over it: close 1009).")
 @click.option("--max-body-size", envvar="GQLCHANNELS_MAX_BODY_SIZE", default=default("max_body_size"), show_default=True,

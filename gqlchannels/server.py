@@ -68,6 +68,7 @@ def serve(settings: Settings) -> None:
             lifespan="on",
             timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
             ws_max_size=settings.max_ws_message_size,
+            ws_per_message_deflate=settings.ws_compression,
             ws_ping_interval=settings.ws_ping_interval or None,
             ws_ping_timeout=settings.ws_ping_interval or None,
             proxy_headers=True,

@@ -115,3 +115,20 @@ async def test_seed_style_listen_to_channel(layer: str, amqp_url: str) -> None:
                     await subscriber.recv(timeout=0.3)  # nothing from the other room
         finally:
             await asyncio.gather(*(s.close() for s in subscribers))
+
+
+@pytest.mark.parametrize("flag", [None, "--ws-compression"])
+async def test_permessage_deflate_only_when_asked_for(flag: str | None) -> None:
+    """Browsers always offer permessage-deflate; the server accepts it only with --ws-compression
+    (it costs about 41 KB per connection). Subscriptions work either way."""
+    with ServerProcess(CHAT_APP, *([flag] if flag else [])) as server:
+        subscriber = await Subscriber.open(server.ws_url, compression="deflate")
+        try:
+            negotiated = [type(e).__name__ for e in subscriber.ws.protocol.extensions]
+            assert negotiated == (["PerMessageDeflate"] if flag else [])
+            room = room_name()
+            await subscriber.join_room(room)
+            await send_message(server.url, room, "compressed or not " * 20)
+            assert (await subscriber.next_data())["joinChatRooms"]["message"] == "compressed or not " * 20
+        finally:
+            await subscriber.close()
