@@ -131,6 +131,25 @@ def test_unexpected_errors_masked_unless_debug(limited: ServerProcess) -> None:
         assert "hunter2" in graphql_post(debug.url, "{ boom }")["errors"][0]["message"]
 
 
+@pytest.mark.parametrize("debug", [False, True])
+async def test_subscription_errors_masked_unless_debug(debug: bool) -> None:
+    with ServerProcess(OPS_APP, *(["--debug"] if debug else [])) as server:
+        subscriber = await Subscriber.open(server.ws_url)
+        try:
+            await subscriber.subscribe("subscription { leaky { secret } }", {})
+            field_error = await subscriber.recv()
+            assert field_error["type"] == "next" and field_error["payload"]["data"] is None
+            stream_error = await subscriber.recv()
+            assert stream_error["type"] == "next" and stream_error["payload"]["data"] is None
+            messages = [e["message"] for m in (field_error, stream_error) for e in m["payload"]["errors"]]
+            if debug:
+                assert all("hunter2" in text for text in messages), messages
+            else:
+                assert messages == ["Unexpected error.", "Unexpected error."]
+        finally:
+            await subscriber.close()
+
+
 def test_graphiql_introspection_passes_the_default_limits() -> None:
     from graphql import get_introspection_query
 

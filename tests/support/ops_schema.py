@@ -45,7 +45,20 @@ class Query:
 
 
 @strawberry.type
+class Leaky:
+    @strawberry.field
+    def secret(self) -> str:
+        raise KeyError("postgres://admin:hunter2@db/internal")
+
+
+@strawberry.type
 class Subscription:
+    @strawberry.subscription
+    async def leaky(self) -> AsyncGenerator[Leaky, None]:
+        """One event whose field fails, then the stream itself fails: neither may leak its text."""
+        yield Leaky()
+        raise KeyError("postgres://admin:hunter2@db/internal")
+
     @strawberry.subscription
     async def ticks(self, info: Info) -> AsyncGenerator[str, None]:
         yield f"hello {info.context.get('user')}"
