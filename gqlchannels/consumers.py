@@ -36,6 +36,7 @@ from cross_web import HTTPException
 
 from .auth import AuthHook, AuthRequest, Unauthorized, authenticate, headers_of
 from .events import Events
+from .json_encoding import dumps, dumps_bytes
 from .ws_protocols import StrictGraphQLTransportWSHandler, StrictGraphQLWSHandler
 from .publish import register_server_layer, server_layer_registered
 from .routing import Receive, Scope, Send
@@ -83,6 +84,9 @@ class HTTPConsumer(_EventsContextMixin, GraphQLHTTPConsumer):
         # The page served from the package (gqlchannels.ide), not the one loading from a CDN.
         return self.ide_html if self.ide_html is not None else super().graphql_ide_html
 
+    def encode_json(self, data: object) -> bytes:
+        return dumps_bytes(data)
+
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry turns JSONDecodeError into a 400 but lets a body that is not UTF-8
         # (UnicodeDecodeError) through as a 500; found by tests/test_fuzz.py.
@@ -104,6 +108,9 @@ class HTTPConsumer(_EventsContextMixin, GraphQLHTTPConsumer):
 class WSConsumer(_EventsContextMixin, GraphQLWSConsumer):
     graphql_transport_ws_handler_class = StrictGraphQLTransportWSHandler
     graphql_ws_handler_class = StrictGraphQLWSHandler
+
+    def encode_json(self, data: object) -> str:  # a text frame: str
+        return dumps(data)
 
     def __init__(self, *args: Any, auth_hook: AuthHook | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -28,7 +28,9 @@ def per_event_memo_executor(base: type) -> type:
         executor = base.build_per_event_executor(self, payload)
         for name in PER_EXECUTION_MEMOS:
             memo = getattr(self, name, None)
-            if memo is not None:
+            # An empty memo can stay shared (nothing leaks from it yet; most stay empty unless
+            # @defer or @stream is used); once an event has filled it, the next ones get new ones.
+            if memo:
                 setattr(executor, name, type(memo)())
         return executor
 

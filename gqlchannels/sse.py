@@ -29,6 +29,7 @@ from strawberry.types.graphql import OperationType
 
 from .auth import AuthHook, AuthRequest, Unauthorized, authenticate, headers_of
 from .events import Events
+from .json_encoding import dumps
 from .routing import ASGIApp, Receive, Scope, Send, send_json
 
 KEEP_ALIVE_INTERVAL = 12.0  # seconds between comment lines that keep proxies from closing an idle stream
@@ -78,7 +79,7 @@ def _without_multipart(name: bytes, value: bytes) -> tuple[bytes, bytes]:
 
 
 def _event(kind: str, data: Any = None) -> bytes:
-    payload = "" if data is None else json.dumps(data, separators=(",", ":"))
+    payload = "" if data is None else dumps(data)
     return f"event: {kind}\ndata: {payload}\n\n".encode()
 
 
