@@ -7,6 +7,11 @@ ParserCache, ValidationCache, MaskErrors, the limiters, and ours) each costs a c
 manager per operation, kept open for as long as a subscription runs, and on every
 subscription message Strawberry wraps each one's hook and asks each one for results: a
 sixth of the server's time delivering subscription messages (py-spy, bench fan-out).
+
+Unexpected errors are masked in `Schema.process_errors` (right after Strawberry, or the
+user's override, has logged them) rather than in an `on_stream_result` hook: Strawberry
+passes every result's errors through it once, over HTTP, WebSocket and SSE alike, and the
+hook alone cost 14 of 70 us per subscription event.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
@@ -62,17 +67,23 @@ def should_mask_error(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (GraphQLError, LayerUnavailable))
 
 
-def _masked(error: GraphQLError) -> GraphQLError:
-    return GraphQLError(MASKED_MESSAGE, nodes=error.nodes, source=error.source, positions=error.positions,
-                        path=error.path, original_error=None)
+def mask_unexpected(errors: list[GraphQLError]) -> None:
+    """Turn unexpected errors into "Unexpected error." in place (keeping path and locations),
+    as Strawberry's MaskErrors does by replacing them."""
+    for error in errors:
+        if should_mask_error(error):
+            error.message = MASKED_MESSAGE
+            error.args = (MASKED_MESSAGE,)
+            error.original_error = None
+            error.extensions = {}
 
 
-def mask_errors_in(result: object) -> None:
-    """Replace unexpected errors in a result (and its incremental parts) in place."""
-    for part in (result, *(getattr(result, "incremental", None) or ()), *(getattr(result, "completed", None) or ())):
-        errors = getattr(part, "errors", None)
-        if errors:
-            part.errors = [_masked(e) if should_mask_error(e) else e for e in errors]  # type: ignore[attr-defined]
+def _log_then_mask(process_errors: Callable[..., None]) -> Callable[..., None]:
+    def process_errors_then_mask(errors: list[GraphQLError], execution_context: Any = None) -> None:
+        process_errors(errors, execution_context)  # logs the real error, with its traceback
+        mask_unexpected(errors)
+
+    return process_errors_then_mask
 
 
 _parse = _get_parse_cache(CACHED_DOCUMENTS)  # Strawberry's own bounded LRU caches
@@ -93,10 +104,7 @@ class ServerExtension(SchemaExtension):
         finally:
             if self.subscription:
                 SUBSCRIPTIONS_ACTIVE.dec()
-        operation_finished(context)  # counts errors before they are masked: the count is the same
-        if self.policy.mask_errors:
-            result = context.result
-            mask_errors_in(getattr(result, "initial_result", None) or result)
+        operation_finished(context)
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
@@ -124,11 +132,6 @@ class ServerExtension(SchemaExtension):
             SUBSCRIPTIONS_ACTIVE.inc()
         yield
 
-    def on_stream_result(self, result: Any) -> Iterator[None]:
-        if self.policy.mask_errors:
-            mask_errors_in(result)
-        yield
-
 
 def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection: bool,
                            debug: bool) -> BaseSchema:
@@ -138,6 +141,8 @@ def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection:
     policy = policy_for(limits, introspection=introspection, debug=debug)
     served = copy.copy(schema)
     served.extensions = (*schema.extensions, functools.partial(ServerExtension, policy))  # type: ignore[attr-defined]
+    if policy.mask_errors:
+        served.process_errors = _log_then_mask(served.process_errors)  # type: ignore[method-assign]
     base = getattr(schema, "execution_context_class", None)
     if isinstance(base, type):
         served.execution_context_class = per_event_memo_executor(base)  # type: ignore[attr-defined]

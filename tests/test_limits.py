@@ -127,6 +127,7 @@ async def test_cross_site_websocket_refused_by_default() -> None:
 def test_unexpected_errors_masked_unless_debug(limited: ServerProcess) -> None:
     masked = graphql_post(limited.url, "{ boom }")["errors"][0]["message"]
     assert masked == "Unexpected error." and "hunter2" not in masked
+    assert "hunter2" in limited.log()  # logged for the operator, with its traceback
     with ServerProcess(OPS_APP, "--debug") as debug:
         assert "hunter2" in graphql_post(debug.url, "{ boom }")["errors"][0]["message"]
 
@@ -148,6 +149,8 @@ async def test_subscription_errors_masked_unless_debug(debug: bool) -> None:
                 assert messages == ["Unexpected error.", "Unexpected error."]
         finally:
             await subscriber.close()
+        # The operator still sees what went wrong: the real error, with its traceback, in the log.
+        assert "hunter2" in server.log() and "KeyError" in server.log()
 
 
 def test_graphiql_introspection_passes_the_default_limits() -> None:
