@@ -65,6 +65,10 @@ class ChannelBuffers:
                 if not waiters:
                     del self._waiters[channel]
 
+    def waited_on(self) -> set[str]:
+        """Channels a receiver is waiting on now."""
+        return set(self._waiters)
+
     def sweep(self) -> None:
         """Forget messages older than the expiry: channels nobody receives on any more."""
         if self.expiry is None:

@@ -93,6 +93,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         self.queue_name = f"channels_{_random_letters(12)}"
         self.buffers = ChannelBuffers(local_capacity, local_expiry)
         self.members: dict[str, set[str]] = {}  # group -> channels of this process
+        self._receiving: set[str] = set()  # channels received on since the last sweep, already checked
         self.published = 0
         self.dropped_at_broker = 0
         self.undecodable = 0
@@ -175,6 +176,7 @@ class RabbitMQChannelLayer(BaseChannelLayer):
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             self.buffers.sweep()
+            self._receiving = self.buffers.waited_on()
             self._log_drops()
 
     # -- receiving ---------------------------------------------------------------------
@@ -203,10 +205,15 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             self._reported_drops, self._last_drop_log = dropped, now
 
     async def receive(self, channel: str) -> dict[str, Any]:
-        check_channel(channel)
-        if not channel.startswith(self.queue_name + "!"):
-            raise RuntimeError(f"channel {channel!r} belongs to another process; receive only on your own channels")
-        self._start()
+        # A subscription receives on the same channel for every message: its name is checked
+        # (and the connection started) on the first receive, not on each of them. The sweep
+        # forgets channels nobody receives on any more.
+        if channel not in self._receiving:
+            check_channel(channel)
+            if not channel.startswith(self.queue_name + "!"):
+                raise RuntimeError(f"channel {channel!r} belongs to another process; receive only on your own channels")
+            self._start()
+            self._receiving.add(channel)
         return await self.buffers.get(channel)
 
     async def new_channel(self, prefix: str = "specific") -> str:
