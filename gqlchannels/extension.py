@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,12 +29,15 @@ from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaEx
 from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
 from strawberry.schema import BaseSchema
+from strawberry.utils.logging import StrawberryLogger
 
 from .errors import LayerUnavailable
 from .executor import per_event_memo_executor
 from .limits import Limits
 from .metrics import SUBSCRIPTIONS_ACTIVE, operation_finished, operation_of
 from .sse import refuse_subscription_over_plain_http
+
+logger = logging.getLogger("gqlchannels")
 
 CACHED_DOCUMENTS = 1000  # distinct GraphQL documents whose parse and validation are kept
 MASKED_MESSAGE = "Unexpected error."
@@ -78,9 +82,24 @@ def mask_unexpected(errors: list[GraphQLError]) -> None:
             error.extensions = {}
 
 
-def _log_then_mask(process_errors: Callable[..., None]) -> Callable[..., None]:
+def _log_unexpected_only(errors: list[GraphQLError], execution_context: Any = None) -> None:
+    """Strawberry's default logging, minus the noise: it logs every error at ERROR with a
+    traceback, a client's invalid variable included. Errors the client is shown in full
+    (its own mistakes, errors raised on purpose) go to INFO, one line each."""
+    for error in errors:
+        if should_mask_error(error):
+            StrawberryLogger.error(error, execution_context)
+        else:
+            logger.info("GraphQL error returned to the client: %s", error.message)
+
+
+def _then_mask(schema: BaseSchema) -> Callable[..., None]:
+    """`schema.process_errors`, then masking; a user's own override still sees every error."""
+    overridden = type(schema).process_errors is not BaseSchema.process_errors
+    process_errors = schema.process_errors if overridden else _log_unexpected_only
+
     def process_errors_then_mask(errors: list[GraphQLError], execution_context: Any = None) -> None:
-        process_errors(errors, execution_context)  # logs the real error, with its traceback
+        process_errors(errors, execution_context)  # the real error, with its traceback
         mask_unexpected(errors)
 
     return process_errors_then_mask
@@ -142,7 +161,7 @@ def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection:
     served = copy.copy(schema)
     served.extensions = (*schema.extensions, functools.partial(ServerExtension, policy))  # type: ignore[attr-defined]
     if policy.mask_errors:
-        served.process_errors = _log_then_mask(served.process_errors)  # type: ignore[method-assign]
+        served.process_errors = _then_mask(schema)  # type: ignore[method-assign]
     base = getattr(schema, "execution_context_class", None)
     if isinstance(base, type):
         served.execution_context_class = per_event_memo_executor(base)  # type: ignore[attr-defined]

@@ -153,6 +153,19 @@ async def test_subscription_errors_masked_unless_debug(debug: bool) -> None:
         assert "hunter2" in server.log() and "KeyError" in server.log()
 
 
+def test_client_mistakes_are_not_logged_as_server_errors() -> None:
+    """An invalid variable is the client's mistake: one INFO line, no ERROR and no traceback
+    (Strawberry logs it at ERROR with a traceback). A resolver's crash still is an ERROR."""
+    with ServerProcess(OPS_APP) as server:
+        refused = graphql_post(server.url, "query($s: Float!) { slow(seconds: $s) }", {"s": "soon"})
+        assert "Float cannot represent" in refused["errors"][0]["message"]
+        log = server.log()
+        assert "GraphQL error returned to the client" in log
+        assert "ERROR" not in log and "Traceback" not in log, log[-2000:]
+        graphql_post(server.url, "{ boom }")
+        assert "ERROR" in server.log() and "Traceback" in server.log()
+
+
 def test_graphiql_introspection_passes_the_default_limits() -> None:
     from graphql import get_introspection_query
 
