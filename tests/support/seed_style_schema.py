@@ -10,23 +10,7 @@ import strawberry
 from channels.layers import get_channel_layer
 from strawberry.types import Info
 
-
-@strawberry.input
-class ChatRoom:
-    id: str
-
-
-@strawberry.type
-class ChatRoomMessage:
-    id: str
-    message: str
-
-
-@strawberry.type
-class Query:
-    @strawberry.field
-    def hello(self) -> str:
-        return "world"
+from gqlchannels.examples.chat import ChatRoom, ChatRoomMessage, Query  # the same types, seed-style resolvers
 
 
 @strawberry.type
