@@ -194,15 +194,11 @@ def main() -> None:
     seed_rate = statistics.median(float(r["deliveries_per_s"]) for r in fan["seed setup"])
     print(f"  gqlchannels/seed deliveries/s: {ratio(ours_rate, seed_rate)}")
 
-    print(f"\nMemory: {idle} idle subscribed WebSockets", flush=True)
-    memory = bench_memory(idle, 1, ("gqlchannels", "seed setup"))
-    for name, figures in memory.items():
-        print(f"  {name:18} {figures['kb_per_connection']:6.1f} KB per connection  (RSS {figures['rss_mb']:.0f} MB)")
-    print(f"\nMemory: {idle} idle subscribed WebSockets from browser-like clients (offering permessage-deflate)",
-          flush=True)
-    memory = bench_memory(idle, 1, ("gqlchannels", "seed setup"), deflate=True)
-    for name, figures in memory.items():
-        print(f"  {name:18} {figures['kb_per_connection']:6.1f} KB per connection  (RSS {figures['rss_mb']:.0f} MB)")
+    for clients, deflate in (("", False), (" from browser-like clients (offering permessage-deflate)", True)):
+        print(f"\nMemory: {idle} idle subscribed WebSockets{clients}", flush=True)
+        memory = bench_memory(idle, 1, ("gqlchannels", "seed setup"), deflate=deflate)
+        for name, figures in memory.items():
+            print(f"  {name:18} {figures['kb_per_connection']:6.1f} KB per connection  (RSS {figures['rss_mb']:.0f} MB)")
     print(f"\nCapacity: {many[0] * many[1]} subscriptions ({many[0]} connections x {many[1]}) in one worker", flush=True)
     held = bench_memory(many[0], many[1], ("gqlchannels",))["gqlchannels"]
     print(f"  gqlchannels        {held['subscriptions']:.0f} held and delivering, RSS {held['rss_mb']:.0f} MB")

@@ -18,12 +18,12 @@ from .connections import WebSocketTracker
 from .consumers import consumer_classes
 from .django_setup import configure_django, django_is_configured
 from .errors import ConfigError
+from .extension import with_server_extensions
 from .health import healthz_app, readyz_app
 from .ide import asset_routes, graphiql_html
 from .importer import import_schema
 from .layers import parse_layer_url
 from .lifecycle import Lifespan, ServerState
-from .extension import with_server_extensions
 from .limits import BodyLimit, Limits
 from .negotiation import GraphQLResponseNegotiation
 from .metrics import HTTPMetrics, metrics_app, websocket_count_changed

@@ -1,7 +1,8 @@
 """Limits on what one client may ask of the server, and the HTTP body limit.
 
-The GraphQL limits (tokens, depth, aliases) are enforced by gqlchannels.extension. Every limit is a number a client can hit by accident or on purpose; hitting it is a clear
-4xx (or a close code), never memory growth and never a 500.
+The GraphQL limits (tokens, depth, aliases) are enforced by gqlchannels.extension. Every
+limit is a number a client can hit by accident or on purpose; hitting it is a clear 4xx (or
+a close code), never memory growth and never a 500.
 """
 
 from __future__ import annotations

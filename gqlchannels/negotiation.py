@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .json_encoding import dumps_bytes
 from .routing import ASGIApp, Receive, Scope, Send
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -98,7 +99,7 @@ class GraphQLResponseNegotiation:
             if is_request_error(result):
                 status = 400
                 del result["data"]
-                body = json.dumps(result, separators=(",", ":")).encode()
+                body = dumps_bytes(result)  # encoded as every other response
         headers = [(name, value) for name, value in start.get("headers", [])
                    if name.lower() not in (b"content-type", b"content-length")]
         headers.append((b"content-type", GRAPHQL_RESPONSE_JSON.encode() + b"; charset=utf-8"))
