@@ -18,7 +18,7 @@ from uvicorn.config import LOGGING_CONFIG
 from .layers import mask_url
 from .metrics import MULTIPROC_ENV
 from .settings import Settings
-from .ws_server import LeanWebSocketsProtocol
+from .ws_server import LeanWebSocketProtocol
 
 APP_FACTORY = "gqlchannels.app:create_app"
 JSON_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -68,7 +68,7 @@ def serve(settings: Settings) -> None:
             log_config=log_config(settings.log_level, settings.log_format),
             lifespan="on",
             timeout_graceful_shutdown=settings.shutdown_timeout,  # type: ignore[arg-type]
-            ws=LeanWebSocketsProtocol,
+            ws=LeanWebSocketProtocol,
             ws_max_size=settings.max_ws_message_size,
             ws_per_message_deflate=settings.ws_compression,
             ws_ping_interval=settings.ws_ping_interval or None,

@@ -1,0 +1,180 @@
+"""The WebSocket protocol under uvicorn (gqlchannels/ws_server.py), seen from the wire.
+
+What a client of any WebSocket server relies on: fragmented messages arrive whole, pings
+are answered, a peer that stops answering pings is closed, malformed frames and handshakes
+get the protocol's answer (1002, 1007, 400) and never a hang, and the server's own close
+completes the closing handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+from collections.abc import Iterator
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.support.server import CHAT_APP, ServerProcess
+
+PROTOCOL = "graphql-transport-ws"
+PING_INTERVAL = 0.5
+
+
+@pytest.fixture(scope="module")
+def pinging_server() -> Iterator[ServerProcess]:
+    with ServerProcess(CHAT_APP, "--ws-ping-interval", str(PING_INTERVAL)) as server:
+        yield server
+
+
+class RawClient:
+    """A WebSocket client that writes its own bytes: for what a good client never sends."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, server: ServerProcess, headers: dict[str, str] | None = None) -> tuple[RawClient, bytes]:
+        """Connect and send a handshake; return the client and the server's response head."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        lines = {"Host": f"127.0.0.1:{server.port}", "Upgrade": "websocket", "Connection": "Upgrade",
+                 "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(), "Sec-WebSocket-Version": "13",
+                 "Sec-WebSocket-Protocol": PROTOCOL}
+        lines.update(headers or {})
+        request = "GET /graphql HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines.items() if v) + "\r\n"
+        writer.write(request.encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        return cls(reader, writer), head
+
+    def send_frame(self, opcode: int, payload: bytes, *, masked: bool = True, fin: bool = True) -> None:
+        first = (0x80 if fin else 0) | opcode
+        mask_bit = 0x80 if masked else 0
+        if len(payload) < 126:
+            header = struct.pack("!BB", first, mask_bit | len(payload))
+        else:
+            header = struct.pack("!BBH", first, mask_bit | 126, len(payload))
+        if masked:
+            key = os.urandom(4)
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            header += key
+        self.writer.write(header + payload)
+
+    async def read_frame(self, timeout: float = 5) -> tuple[int, bytes]:
+        """(opcode, payload) of the next frame from the server (servers do not mask)."""
+        first, second = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        return first & 0x0F, await self.reader.readexactly(length)
+
+    async def read_until_close(self, timeout: float = 5) -> tuple[int, list[int]]:
+        """Read frames until a close frame; return its code and the opcodes seen before it."""
+        seen = []
+        while True:
+            opcode, payload = await self.read_frame(timeout)
+            if opcode == 0x8:
+                return struct.unpack("!H", payload[:2])[0], seen
+            seen.append(opcode)
+
+    async def at_eof(self, timeout: float = 5) -> bool:
+        return await asyncio.wait_for(self.reader.read(), timeout) == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def test_fragmented_message_arrives_whole(memory_server: ServerProcess) -> None:
+    async with connect(memory_server.ws_url, subprotocols=[PROTOCOL]) as ws:
+        text = json.dumps({"type": "connection_init", "payload": {"pad": "x" * 300}})
+        await ws.send([text[:10], text[10:200], text[200:]])  # three frames, one message
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "connection_ack"}
+
+
+async def test_client_ping_gets_a_pong(memory_server: ServerProcess) -> None:
+    async with connect(memory_server.ws_url, subprotocols=[PROTOCOL]) as ws:
+        latency = await asyncio.wait_for(await ws.ping(b"are you there"), 5)
+        assert latency >= 0
+
+
+async def test_server_pings_and_keeps_answering_clients_open(pinging_server: ServerProcess) -> None:
+    async with connect(pinging_server.ws_url, subprotocols=[PROTOCOL], ping_interval=None) as ws:
+        await asyncio.sleep(PING_INTERVAL * 5)  # several pings, each answered by the client library
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"type": "connection_ack"}
+
+
+async def test_client_that_stops_answering_pings_is_closed_1011(pinging_server: ServerProcess) -> None:
+    client, head = await RawClient.open(pinging_server)
+    assert head.startswith(b"HTTP/1.1 101")
+    try:
+        code, before = await client.read_until_close(timeout=PING_INTERVAL * 10)
+        assert 0x9 in before  # it was pinged, and never answered
+        assert code == 1011
+        assert await client.at_eof()
+    finally:
+        client.close()
+
+
+async def test_invalid_utf8_text_closes_1007(memory_server: ServerProcess) -> None:
+    client, _ = await RawClient.open(memory_server)
+    try:
+        client.send_frame(0x1, b'{"type": "\xff\xfe"}')
+        code, _ = await client.read_until_close()
+        assert code == 1007
+        assert await client.at_eof()
+    finally:
+        client.close()
+
+
+async def test_unmasked_client_frame_closes_1002(memory_server: ServerProcess) -> None:
+    client, _ = await RawClient.open(memory_server)
+    try:
+        client.send_frame(0x1, b'{"type": "connection_init"}', masked=False)
+        code, _ = await client.read_until_close()
+        assert code == 1002
+        assert await client.at_eof()
+    finally:
+        client.close()
+
+
+async def test_message_before_a_bad_frame_is_still_handled(memory_server: ServerProcess) -> None:
+    """Nothing the client sent correctly is dropped because garbage followed it."""
+    client, _ = await RawClient.open(memory_server)
+    try:
+        client.send_frame(0x1, b'{"type": "connection_init"}')
+        client.send_frame(0x1, b"unmasked", masked=False)
+        opcode, payload = await client.read_frame()
+        assert (opcode, json.loads(payload)) == (0x1, {"type": "connection_ack"})
+        code, _ = await client.read_until_close()
+        assert code == 1002
+    finally:
+        client.close()
+
+
+async def test_handshake_without_key_is_400_not_a_hang(memory_server: ServerProcess) -> None:
+    client, head = await RawClient.open(memory_server, headers={"Sec-WebSocket-Key": ""})
+    try:
+        assert head.startswith(b"HTTP/1.1 400"), head
+        assert b"Sec-WebSocket-Key" in await asyncio.wait_for(client.reader.read(), 5)  # it says what is wrong
+    finally:
+        client.close()
+
+
+async def test_server_close_completes_the_closing_handshake(memory_server: ServerProcess) -> None:
+    """A protocol violation: the server closes (4400), echoes nothing more, and hangs up once
+    the client has replied to its close frame."""
+    client, _ = await RawClient.open(memory_server)
+    try:
+        client.send_frame(0x1, b"[1, 2]")  # valid JSON, not a message
+        code, _ = await client.read_until_close()
+        assert code == 4400
+        client.send_frame(0x8, struct.pack("!H", 4400))
+        assert await client.at_eof(timeout=2)
+    finally:
+        client.close()
