@@ -36,7 +36,7 @@ from cross_web import HTTPException
 
 from .auth import AuthHook, AuthRequest, Unauthorized, authenticate, headers_of
 from .events import Events
-from .json_encoding import dumps, dumps_bytes
+from .json_encoding import dumps, dumps_bytes, loads
 from .ws_protocols import StrictGraphQLTransportWSHandler, StrictGraphQLWSHandler
 from .publish import register_server_layer, server_layer_registered
 from .routing import Receive, Scope, Send
@@ -91,7 +91,7 @@ class HTTPConsumer(_EventsContextMixin, GraphQLHTTPConsumer):
         # Strawberry turns JSONDecodeError into a 400 but lets a body that is not UTF-8
         # (UnicodeDecodeError) through as a 500; found by tests/test_fuzz.py.
         try:
-            return super().decode_json(data)
+            return loads(data)
         except UnicodeDecodeError:
             raise HTTPException(400, "Unable to parse request body as JSON: it is not UTF-8") from None
 
@@ -111,6 +111,9 @@ class WSConsumer(_EventsContextMixin, GraphQLWSConsumer):
 
     def encode_json(self, data: object) -> str:  # a text frame: str
         return dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return loads(data)
 
     def __init__(self, *args: Any, auth_hook: AuthHook | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,12 +1,14 @@
-"""Responses are encoded with orjson, and what orjson refuses still encodes as before."""
+"""Responses are encoded and requests decoded with orjson; what orjson refuses still encodes
+and decodes as before, and what is malformed fails as before."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
-from gqlchannels.json_encoding import dumps, dumps_bytes
+from gqlchannels.json_encoding import dumps, dumps_bytes, loads
 
 
 @pytest.mark.parametrize("value", [
@@ -22,3 +24,27 @@ def test_encodes_what_json_encodes(value: object) -> None:
 def test_unencodable_still_raises_type_error() -> None:
     with pytest.raises(TypeError):
         dumps({"data": {"a": object()}})
+
+
+@pytest.mark.parametrize("text", [
+    '{"type": "subscribe", "id": "1", "payload": {"query": "{ a }", "variables": {"n": 1.5}}}',
+    '{"big": 12345678901234567890123, "neg": -9999999999999999999}',  # beyond 64 bits: orjson makes floats
+    '{"lone": "\\ud800"}',  # a lone surrogate escape: orjson refuses, json decodes
+    '[1, "héllo ✓", null, true]',
+])
+def test_decodes_what_json_decodes(text: str) -> None:
+    for data in (text, text.encode()):
+        assert repr(loads(data)) == repr(json.loads(data))  # repr: 2**70 == float(2**70), but not as text
+
+
+def test_decodes_nan_as_json_does() -> None:
+    assert math.isnan(loads('{"x": NaN}')["x"])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("data", ["{not json", '{"a": 1} trailing', "", b"\xff\xfe"])
+def test_malformed_fails_as_with_json(data: str | bytes) -> None:
+    with pytest.raises(Exception) as ours:
+        loads(data)
+    with pytest.raises(Exception) as theirs:
+        json.loads(data)
+    assert isinstance(ours.value, type(theirs.value))  # JSONDecodeError, or UnicodeDecodeError for bytes
