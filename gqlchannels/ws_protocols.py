@@ -46,6 +46,13 @@ class StrictGraphQLTransportWSHandler(BaseGraphQLTransportWSHandler):
             return
         await super().handle_message(message)
 
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_init_received:
+            # Strawberry has cancelled the init timeout, but keeps the finished task, its
+            # coroutine and timer for the connection's life: about 1 KB per connection.
+            self.connection_init_timeout_task = None
+
 
 class StrictGraphQLWSHandler(BaseGraphQLWSHandler):
     async def handle_message(self, message: Any) -> None:

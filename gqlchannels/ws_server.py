@@ -43,8 +43,26 @@ from websockets.server import ServerProtocol
 
 Message = dict[str, Any]
 
+# Header fields that every client of one deployment sends alike, and that carry no secret:
+# each distinct (name, value) is kept once and shared by the scopes of all connections.
+SHARED_HEADER_NAMES = frozenset({
+    "host", "upgrade", "connection", "origin", "user-agent", "sec-websocket-version", "sec-websocket-protocol",
+    "sec-websocket-extensions", "accept-encoding", "accept-language", "cache-control", "pragma",
+})
+MAX_SHARED_HEADERS = 1024  # distinct pairs kept; past that, each connection has its own copy
+_shared_headers: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the client's reply to our close frame
 SHUTDOWN_CODE = 1012  # "service restart", as uvicorn
+
+
+def _scope_header(name: str, value: str) -> tuple[bytes, bytes]:
+    pair = _shared_headers.get((name, value))
+    if pair is None:
+        pair = (name.encode("ascii"), value.encode("latin-1"))
+        if len(_shared_headers) < MAX_SHARED_HEADERS and name.lower() in SHARED_HEADER_NAMES:
+            _shared_headers[(name, value)] = pair
+    return pair
 
 
 def _reason_phrase(status: int) -> str:
@@ -208,7 +226,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
             self._write(self.conn.data_to_send())
             self.transport.close()
             return
-        headers = [(key.encode("ascii"), value.encode("latin-1")) for key, value in request.headers.raw_items()]
+        headers = [_scope_header(name, value) for name, value in request.headers.raw_items()]
         subprotocols: list[str] = []
         for header in request.headers.get_all("Sec-WebSocket-Protocol"):
             subprotocols.extend(token.strip() for token in header.split(","))
@@ -322,6 +340,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         self.inbox.put({"type": "websocket.disconnect", "code": code, "reason": reason})
         self._write(self.conn.data_to_send())
         self.close_sent = True
+        self.disconnected = True  # for the application: what it sends now raises ClientDisconnected
         self.transport.close()
 
     # Keepalive: a ping every ws_ping_interval; no pong within ws_ping_timeout closes with 1011.
@@ -368,6 +387,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         self.conn.fail(1011, "keepalive ping timeout")
         self._write(self.conn.data_to_send())
         self.close_sent = True
+        self.disconnected = True
         self.transport.close()
 
     # ASGI
