@@ -28,11 +28,12 @@ from graphql.validation import ASTValidationRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
-from strawberry.schema import BaseSchema
+from strawberry.schema import BaseSchema, Schema
 from strawberry.utils.logging import StrawberryLogger
 
 from .errors import LayerUnavailable
 from .executor import per_event_memo_executor
+from .extension_runner import create_lean_extensions_runner
 from .limits import Limits
 from .metrics import SUBSCRIPTIONS_ACTIVE, operation_finished, operation_of
 from .sse import refuse_subscription_over_plain_http
@@ -162,6 +163,9 @@ def with_server_extensions(schema: BaseSchema, limits: Limits, *, introspection:
     served.extensions = (*schema.extensions, functools.partial(ServerExtension, policy))  # type: ignore[attr-defined]
     if policy.mask_errors:
         served.process_errors = _then_mask(schema)  # type: ignore[method-assign]
+    if getattr(type(schema), "create_extensions_runner", None) is Schema.create_extensions_runner:
+        # Strawberry's runner, not one the user's schema class brings: per-event shortcuts.
+        served.create_extensions_runner = create_lean_extensions_runner  # type: ignore[attr-defined]
     base = getattr(schema, "execution_context_class", None)
     if isinstance(base, type):
         served.execution_context_class = per_event_memo_executor(base)  # type: ignore[attr-defined]
