@@ -8,16 +8,68 @@ holds about a gigabyte; tests/test_executor.py reproduces it). Each event's exec
 its own memos here, dropped with it. The copy itself is also made directly instead of
 through copy.copy's generic reduce protocol, which cost about 5% of the server's time per
 delivered message.
+
+Each event also executes the subscription's root field again, and graphql-core coerces its
+arguments again (for `joinChatRooms(rooms: [{id: $room}])`, building the input objects)
+only to hand them to Strawberry's event resolver, which returns the event and ignores them:
+about 7% of the time per delivered message. Per-event executions see the root subscription
+fields without arguments, when nothing else could see them (no middleware, that is no
+extension with a `resolve` hook). The arguments were coerced, and checked, when the
+subscription started.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
+import weakref
 from typing import Any
+
+from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema
 
 # Memo attributes of graphql-core's Executor and IncrementalExecutor, per execution.
 PER_EXECUTION_MEMOS = ("_relevant_sub_fields", "_stream_usages", "_initial_execution_plans",
                        "_deferred_execution_plans")
+
+
+STRAWBERRY_EVENT_RESOLVER = "GraphQLCoreConverter.from_field.<locals>.<lambda>"  # lambda event, *_, **__: event
+
+
+def returns_the_event(field: GraphQLField) -> bool:
+    """Whether `field`'s resolver, run for each event, ignores its arguments."""
+    resolve = field.resolve
+    return (getattr(resolve, "__module__", None) == "strawberry.schema.schema_converter"
+            and getattr(resolve, "__qualname__", None) == STRAWBERRY_EVENT_RESOLVER)
+
+
+_event_schemas: weakref.WeakKeyDictionary[GraphQLSchema, GraphQLSchema] = weakref.WeakKeyDictionary()
+
+
+def event_schema(schema: GraphQLSchema) -> GraphQLSchema:
+    """`schema` as per-event executions see it: root subscription fields whose resolver
+    returns the event have no arguments to coerce. One per schema, shared by all events."""
+    cached = _event_schemas.get(schema)
+    if cached is not None:
+        return cached
+    subscription_type = schema.subscription_type
+    lean: dict[str, GraphQLField] = {}
+    if subscription_type is not None:
+        for name, field in subscription_type.fields.items():
+            if field.args and returns_the_event(field):
+                lean[name] = copy.copy(field)
+                lean[name].args = {}
+    seen = copy.copy(schema)
+    if lean:
+        get_field = schema.get_field
+
+        def get_field_for_events(parent_type: GraphQLObjectType, field_name: str) -> GraphQLField | None:
+            if parent_type is subscription_type and field_name in lean:
+                return lean[field_name]
+            return get_field(parent_type, field_name)
+
+        seen.get_field = get_field_for_events  # type: ignore[method-assign]
+    _event_schemas[schema] = seen
+    return seen
 
 
 @functools.cache
@@ -32,6 +84,9 @@ def per_event_memo_executor(base: type) -> type:
             # @defer or @stream is used); once an event has filled it, the next ones get new ones.
             if memo:
                 setattr(executor, name, type(memo)())
+        manager = executor.middleware_manager
+        if manager is None or not manager.middlewares:  # a resolve hook would see the arguments
+            executor.schema = event_schema(executor.schema)
         return executor
 
     def __copy__(self: Any) -> Any:

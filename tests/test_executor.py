@@ -7,8 +7,11 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from collections.abc import AsyncGenerator
+from typing import Any, NewType
 
 import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema import BaseSchema
 
 from gqlchannels.extension import with_server_extensions
@@ -85,3 +88,59 @@ async def test_user_executor_class_is_kept() -> None:
     assert issubclass(served.execution_context_class, Custom)
     assert await retained_bytes_per_event(served) < 50
     assert len(calls) == EVENTS
+
+
+COERCED: list[str] = []  # one entry each time graphql-core coerces the literal argument
+
+
+def parse_counted_literal(node: Any, variables: Any = None) -> str:
+    COERCED.append(node.value)
+    return node.value
+
+
+Counted = NewType("Counted", str)
+COUNTED = StrawberryConfig(scalar_map={Counted: strawberry.scalar(name="Counted", serialize=str, parse_value=str,
+                                                                  parse_literal=parse_counted_literal)})
+
+
+@strawberry.type
+class CountingSubscription:
+    @strawberry.subscription
+    async def coercions(self, window: Counted) -> AsyncGenerator[int, None]:
+        for _ in range(3):
+            yield len(COERCED)  # how many times the argument was coerced so far
+
+
+class SeesArguments(SchemaExtension):
+    seen: list[dict[str, object]] = []
+
+    def resolve(self, _next, root, info, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if info.field_name == "coercions":
+            SeesArguments.seen.append(kwargs)
+        return _next(root, info, *args, **kwargs)
+
+
+async def coercion_counts(schema: BaseSchema) -> list[int]:
+    COERCED.clear()
+    stream = await schema.subscribe('subscription { coercions(window: "seven") }')
+    results = [result async for result in stream]
+    assert not any(result.errors for result in results), results
+    return [result.data["coercions"] for result in results]  # type: ignore[index]
+
+
+async def test_event_arguments_are_coerced_once_not_for_every_event() -> None:
+    plain = strawberry.Schema(query=Query, subscription=CountingSubscription, config=COUNTED)
+    at_start, *_ = counts = await coercion_counts(plain)  # validation and subscribing coerce it too
+    assert counts == [at_start, at_start + 1, at_start + 2]  # Strawberry alone: again for each event
+    served = with_server_extensions(plain, Limits(), introspection=True, debug=False)
+    assert await coercion_counts(served) == [at_start] * 3
+
+
+async def test_a_resolve_hook_still_sees_the_arguments_of_every_event() -> None:
+    SeesArguments.seen.clear()
+    schema = strawberry.Schema(query=Query, subscription=CountingSubscription, extensions=[SeesArguments],
+                               config=COUNTED)
+    served = with_server_extensions(schema, Limits(), introspection=True, debug=False)
+    at_start, *_ = counts = await coercion_counts(served)
+    assert counts == [at_start, at_start + 1, at_start + 2]
+    assert [kwargs["window"] for kwargs in SeesArguments.seen] == ["seven"] * 3
