@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import weakref
 from typing import Any
 
 from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema
@@ -42,13 +41,15 @@ def returns_the_event(field: GraphQLField) -> bool:
             and getattr(resolve, "__qualname__", None) == STRAWBERRY_EVENT_RESOLVER)
 
 
-_event_schemas: weakref.WeakKeyDictionary[GraphQLSchema, GraphQLSchema] = weakref.WeakKeyDictionary()
+# Kept on the schema itself, so it goes with it: the copy refers back to the schema (through
+# Strawberry's schema in its extensions), which would keep it alive in a weak-key dictionary.
+EVENT_SCHEMA_ATTRIBUTE = "_gqlchannels_event_schema"
 
 
 def event_schema(schema: GraphQLSchema) -> GraphQLSchema:
     """`schema` as per-event executions see it: root subscription fields whose resolver
     returns the event have no arguments to coerce. One per schema, shared by all events."""
-    cached = _event_schemas.get(schema)
+    cached = getattr(schema, EVENT_SCHEMA_ATTRIBUTE, None)
     if cached is not None:
         return cached
     subscription_type = schema.subscription_type
@@ -58,17 +59,18 @@ def event_schema(schema: GraphQLSchema) -> GraphQLSchema:
             if field.args and returns_the_event(field):
                 lean[name] = copy.copy(field)
                 lean[name].args = {}
-    seen = copy.copy(schema)
+    seen = copy.copy(schema) if lean else schema
     if lean:
-        get_field = schema.get_field
+        get_field = type(schema).get_field
 
         def get_field_for_events(parent_type: GraphQLObjectType, field_name: str) -> GraphQLField | None:
             if parent_type is subscription_type and field_name in lean:
                 return lean[field_name]
-            return get_field(parent_type, field_name)
+            return get_field(seen, parent_type, field_name)
 
         seen.get_field = get_field_for_events  # type: ignore[method-assign]
-    _event_schemas[schema] = seen
+    setattr(schema, EVENT_SCHEMA_ATTRIBUTE, seen)
+    setattr(seen, EVENT_SCHEMA_ATTRIBUTE, seen)  # asked again with the copy: the copy
     return seen
 
 

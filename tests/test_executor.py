@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+import weakref
 from collections.abc import AsyncGenerator
 from typing import Any, NewType
 
@@ -14,7 +15,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema import BaseSchema
 
-from gqlchannels.extension import with_server_extensions
+from gqlchannels.extension import _validate, with_server_extensions
 from gqlchannels.limits import Limits
 
 EVENTS = 3000
@@ -144,3 +145,14 @@ async def test_a_resolve_hook_still_sees_the_arguments_of_every_event() -> None:
     at_start, *_ = counts = await coercion_counts(served)
     assert counts == [at_start, at_start + 1, at_start + 2]
     assert [kwargs["window"] for kwargs in SeesArguments.seen] == ["seven"] * 3
+
+
+async def test_the_event_schema_does_not_keep_a_discarded_schema_alive() -> None:
+    schema = strawberry.Schema(query=Query, subscription=CountingSubscription, config=COUNTED)
+    served = with_server_extensions(schema, Limits(), introspection=True, debug=False)
+    assert await coercion_counts(served)  # made and cached its event schema
+    graphql_schema = weakref.ref(served._schema)
+    del schema, served
+    _validate.cache_clear()  # the bounded cache of validated documents holds schemas too
+    gc.collect()
+    assert graphql_schema() is None
