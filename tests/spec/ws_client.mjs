@@ -18,7 +18,10 @@ const query = await new Promise((resolve, reject) => {
 print({ event: 'query', result: query });
 
 await new Promise((resolve, reject) => {
-  let unsubscribe;
+  // The room message and the mutation's own result travel as two operations on one socket:
+  // either may arrive first, so finish only once both have.
+  let unsubscribe, heard = false, answered = false;
+  const finish = () => { if (heard && answered) { unsubscribe(); resolve(); } };  // unsubscribe sends "complete"
   unsubscribe = client.subscribe(
     { query: 'subscription ($room: String!) { joinChatRooms(rooms: [{id: $room}]) { id message } }',
       variables: { room } },
@@ -30,10 +33,11 @@ await new Promise((resolve, reject) => {
           client.subscribe(
             { query: 'mutation ($room: String!) { sendChatMessage(room: {id: $room}, message: "from graphql-ws") }',
               variables: { room } },
-            { next: (result) => print({ event: 'mutation', result }), error: reject, complete: () => {} });
+            { next: (result) => { print({ event: 'mutation', result }); answered = true; finish(); },
+              error: reject, complete: () => {} });
         } else if (message === 'from graphql-ws') {
-          unsubscribe();  // sends "complete" for the subscription
-          resolve();
+          heard = true;
+          finish();
         }
       },
       error: reject,
