@@ -163,9 +163,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         self.handshake_complete = True
         self.disconnected = True
         self._wake_writer()  # asyncio never resumes writing on a transport lost while paused
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-            self.close_timer = None
+        self._cancel_close_timer()
         if exc is None:
             self.transport.close()
 
@@ -201,9 +199,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         self._stop_keepalive()
         if self.close_sent:
-            if self.close_timer is not None:
-                self.close_timer.cancel()
-                self.close_timer = None
+            self._cancel_close_timer()
             self.transport.close()
             return
         if self.handshake_complete:
@@ -219,12 +215,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
     def _handle_request(self, request: Request) -> None:
         self.response = self.conn.accept(request)
         if self.response.status_code != 101:  # not a valid WebSocket handshake: websockets says why
-            self.handshake_complete = True
-            self.close_sent = True
-            self.conn.send_response(self.response)
-            self.response = None
-            self._write(self.conn.data_to_send())
-            self.transport.close()
+            self._refuse(self.response)
             return
         headers = [_scope_header(name, value) for name, value in request.headers.raw_items()]
         subprotocols: list[str] = []
@@ -322,9 +313,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
 
     def _handle_close(self) -> None:
         if self.close_sent:  # the client's reply to our close frame: the closing handshake is done
-            if self.close_timer is not None:
-                self.close_timer.cancel()
-                self.close_timer = None
+            if self._cancel_close_timer():
                 self.transport.close()
             return
         if not self.transport.is_closing():
@@ -338,10 +327,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         close = self.conn.close_sent
         code, reason = (close.code, close.reason) if close is not None else (1006, "")
         self.inbox.put({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self._write(self.conn.data_to_send())
-        self.close_sent = True
-        self.disconnected = True  # for the application: what it sends now raises ClientDisconnected
-        self.transport.close()
+        self._hang_up()
 
     # Keepalive: a ping every ws_ping_interval; no pong within ws_ping_timeout closes with 1011.
 
@@ -385,10 +371,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         if self.close_sent or self.transport.is_closing():
             return
         self.conn.fail(1011, "keepalive ping timeout")
-        self._write(self.conn.data_to_send())
-        self.close_sent = True
-        self.disconnected = True
-        self.transport.close()
+        self._hang_up()
 
     # ASGI
 
@@ -505,6 +488,21 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         self.close_timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.close)
 
     # Helpers
+
+    def _hang_up(self) -> None:
+        """Send the close frame websockets queued for a failed connection, and go."""
+        self._write(self.conn.data_to_send())
+        self.close_sent = True
+        self.disconnected = True  # for the application: what it sends now raises ClientDisconnected
+        self.transport.close()
+
+    def _cancel_close_timer(self) -> bool:
+        """Whether a close frame of ours was waiting for the client's reply."""
+        timer, self.close_timer = self.close_timer, None
+        if timer is None:
+            return False
+        timer.cancel()
+        return True
 
     def _write(self, output: list[bytes]) -> None:
         if output:
