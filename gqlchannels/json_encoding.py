@@ -5,10 +5,10 @@ message is encoded once per subscriber, so it counts), compact and UTF-8. What o
 refuses (integers beyond 64 bits, which a custom scalar may return) goes through json.dumps,
 so nothing that encoded before fails now. Decoding is the same: orjson first, and json.loads
 for what orjson refuses (NaN, lone surrogates) or would change (it turns integers beyond 64
-bits into floats, so a document with a run of 19 or more digits goes to json.loads), so every
-document decodes exactly as before and a malformed one raises json.JSONDecodeError as before. orjson also
-shares the key strings of small objects between documents: a subscription's decoded
-subscribe message, kept while it runs, is about half the size.
+bits into floats, so a document with a run of 19 or more digits goes to json.loads), so
+every document decodes exactly as before and a malformed one raises json.JSONDecodeError as
+before. orjson also shares the key strings of small objects between documents: a
+subscription's decoded subscribe message, kept while it runs, is about half the size.
 """
 
 from __future__ import annotations
