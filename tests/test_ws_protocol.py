@@ -121,23 +121,16 @@ async def test_client_that_stops_answering_pings_is_closed_1011(pinging_server: 
         client.close()
 
 
-async def test_invalid_utf8_text_closes_1007(memory_server: ServerProcess) -> None:
+@pytest.mark.parametrize("payload, masked, code", [
+    (b'{"type": "\xff\xfe"}', True, 1007),  # invalid UTF-8 in a text frame
+    (b'{"type": "connection_init"}', False, 1002),  # a client frame without a mask
+], ids=["invalid-utf8-1007", "unmasked-1002"])
+async def test_malformed_frame_closes_with_the_protocols_code(memory_server: ServerProcess, payload: bytes,
+                                                               masked: bool, code: int) -> None:
     client, _ = await RawClient.open(memory_server)
     try:
-        client.send_frame(0x1, b'{"type": "\xff\xfe"}')
-        code, _ = await client.read_until_close()
-        assert code == 1007
-        assert await client.at_eof()
-    finally:
-        client.close()
-
-
-async def test_unmasked_client_frame_closes_1002(memory_server: ServerProcess) -> None:
-    client, _ = await RawClient.open(memory_server)
-    try:
-        client.send_frame(0x1, b'{"type": "connection_init"}', masked=False)
-        code, _ = await client.read_until_close()
-        assert code == 1002
+        client.send_frame(0x1, payload, masked=masked)
+        assert (await client.read_until_close())[0] == code
         assert await client.at_eof()
     finally:
         client.close()
