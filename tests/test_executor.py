@@ -5,6 +5,7 @@ server runs must not: a subscription's memory stays flat however many messages i
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 import weakref
 from collections.abc import AsyncGenerator
@@ -14,6 +15,7 @@ import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema import BaseSchema
+from graphql import parse
 
 from gqlchannels.extension import _validate, with_server_extensions
 from gqlchannels.limits import Limits
@@ -156,3 +158,54 @@ async def test_the_event_schema_does_not_keep_a_discarded_schema_alive() -> None
     _validate.cache_clear()  # the bounded cache of validated documents holds schemas too
     gc.collect()
     assert graphql_schema() is None
+
+
+@strawberry.type
+class Tagged:
+    @strawberry.field
+    def tag(self, info: strawberry.Info) -> str:
+        return info.input_extensions["tag"]
+
+
+@strawberry.type
+class TaggedSubscription:
+    @strawberry.subscription
+    async def tagged(self) -> AsyncGenerator[Tagged, None]:
+        for _ in range(3):
+            yield Tagged()
+
+
+def served_schema(subscription: type) -> BaseSchema:
+    return with_server_extensions(strawberry.Schema(query=Query, subscription=subscription), Limits(),
+                                  introspection=True, debug=False)
+
+
+async def test_every_event_sees_the_operation_extensions() -> None:
+    """(`info.input_extensions`.) They are kept in a slot of the executor, which each
+    event's copy must carry over."""
+    stream = await served_schema(TaggedSubscription).subscribe("subscription { tagged { tag } }",
+                                                                operation_extensions={"tag": "blue"})
+    results = [result async for result in stream]
+    assert [(r.data, r.errors) for r in results] == [({"tagged": {"tag": "blue"}}, None)] * 3
+
+
+def test_the_executor_a_subscription_keeps_has_a_small_dictionary() -> None:
+    """CPython shares dictionary keys between instances with at most 30 attributes; graphql-core's
+    executor has 32, and each subscription keeps one for its whole life."""
+    document = parse("subscription { messages { id text } }")
+    plain = strawberry.Schema(query=Query, subscription=Subscription)
+    served = served_schema(Subscription)
+    plain_size = sys.getsizeof(vars(plain.execution_context_class.build(plain._schema, document)))
+    served_size = sys.getsizeof(vars(served.execution_context_class.build(served._schema, document)))
+    assert plain_size > 1000  # if this fails, graphql-core's executor shrank and SLOTTED can go
+    assert served_size < 400
+
+
+async def test_a_subscription_keeps_nothing_from_its_events_in_its_executor() -> None:
+    served = served_schema(Subscription)
+    executor = served.execution_context_class.build(served._schema, parse("subscription { messages { id text } }"))
+    for n in range(3):
+        event = executor.build_per_event_executor(Message(id=str(n), text="hi"))  # Strawberry: the event is the root
+        assert event.execute_operation(False).data == {"messages": {"id": str(n), "text": "hi"}}
+        assert event._relevant_sub_fields  # the event's own memo was filled...
+    assert executor._relevant_sub_fields == {}  # ...and the subscription's was not
