@@ -42,7 +42,7 @@ class GroupListener:
         self.groups = list(dict.fromkeys(groups))  # unique, in order
         for group in self.groups:
             check_group(group)
-        self.types = frozenset(types)
+        self.types = tuple(dict.fromkeys(types))  # a tuple: a frozenset of one is 216 bytes
         self.channel: str | None = None
 
     @property

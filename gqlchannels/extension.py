@@ -20,7 +20,7 @@ import copy
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
@@ -108,6 +108,17 @@ def _then_mask(schema: BaseSchema) -> Callable[..., None]:
 
 _parse = _get_parse_cache(CACHED_DOCUMENTS)  # Strawberry's own bounded LRU caches
 _validate = _get_validate_cache(CACHED_DOCUMENTS)
+# One tuple of rules per (schema's, server's) pair instead of a new one for every operation:
+# a subscription keeps its operation's 300-byte tuple as long as it runs.
+_combined_rules = functools.lru_cache(maxsize=64)(tuple.__add__)
+
+
+def with_rules(rules: Sequence[type[ASTValidationRule]],
+               extra: tuple[type[ASTValidationRule], ...]) -> tuple[type[ASTValidationRule], ...]:
+    try:
+        return _combined_rules(rules, extra)
+    except TypeError:  # not a tuple: a user's extension changed them
+        return (*rules, *extra)
 
 
 class ServerExtension(SchemaExtension):
@@ -118,7 +129,7 @@ class ServerExtension(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
         context.parse_options["max_tokens"] = self.policy.max_tokens
-        context.validation_rules = context.validation_rules + self.policy.validation_rules
+        context.validation_rules = with_rules(context.validation_rules, self.policy.validation_rules)
         try:
             yield
         finally:

@@ -4,10 +4,16 @@ a schema without such hooks sends messages without an "extensions" member, as be
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import strawberry
+from graphql import FieldNode, GraphQLError, ValidationRule
+from strawberry.extensions import SchemaExtension
 
+from gqlchannels.extension import with_server_extensions
+from gqlchannels.limits import Limits
 from tests.support.gql_clients import Subscriber, graphql_post
 from tests.support.server import ServerProcess
 
@@ -65,3 +71,36 @@ async def test_operation_hooks_wrap_each_operation_and_a_subscription_until_it_e
             assert seen == AROUND_AN_OPERATION
         finally:
             await subscriber.close()
+
+
+class NoFieldNamedSecret(ValidationRule):
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        if node.name.value == "secret":
+            self.report_error(GraphQLError("'secret' may not be asked for"))
+
+
+class AddsARuleAsAList(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = [*context.validation_rules, NoFieldNamedSecret]
+        yield
+
+
+@strawberry.type
+class Deep:
+    secret: str = "s"
+
+    @strawberry.field
+    def deep(self) -> Deep:
+        return Deep()
+
+
+async def test_a_users_validation_rules_and_the_servers_both_apply() -> None:
+    """Even when the user's extension leaves the rules as a list, not Strawberry's tuple."""
+    schema = strawberry.Schema(query=Deep, extensions=[AddsARuleAsAList])
+    served = with_server_extensions(schema, Limits(max_depth=2), introspection=True, debug=False)
+    assert (await served.execute("{ deep { __typename } }")).data == {"deep": {"__typename": "Deep"}}
+    mine = await served.execute("{ secret }")
+    assert [e.message for e in mine.errors or []] == ["'secret' may not be asked for"]
+    too_deep = await served.execute("{ deep { deep { deep { __typename } } } }")
+    assert "exceeds maximum operation depth" in (too_deep.errors or [])[0].message
