@@ -6,8 +6,8 @@ of some forty attributes, the handshake's request and response objects, and it a
 Event on every message sent. With GraphQL subscriptions a connection is mostly idle, so
 that state is most of what a connection costs. This protocol does the same job, through
 the same `websockets` state machine (handshake, framing, close handshake, permessage-
-deflate, size limits), with slots, a list as the inbox and a future only while writing is
-paused. Behaviour seen by clients and by the ASGI application is uvicorn's: the same
+deflate, size limits), with slots, a list as the inbox, a future only while writing is
+paused, and one keepalive timer shared by all connections (keepalive.py). Behaviour seen by clients and by the ASGI application is uvicorn's: the same
 handshake responses and log lines, close codes, keepalive pings, read pausing while the
 application is behind, the websocket.http.response extension, and 1012 on shutdown.
 
@@ -40,6 +40,8 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
+
+from .keepalive import KeepaliveClock, clock_for, resolution_for
 
 Message = dict[str, Any]
 
@@ -109,7 +111,7 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         "config", "app", "app_state", "server_state", "logger", "transport", "client", "server",
         "scheme", "conn", "scope", "response", "inbox", "handshake_complete", "close_sent",
         "disconnected", "read_paused", "write_resumed", "initial_response", "close_timer",
-        "ping_timer", "pong_timer", "ping_payload", "fragments", "fragments_are_text",
+        "keepalive", "keepalive_tick", "ping_payload", "fragments", "fragments_are_text",
     )
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
@@ -140,9 +142,9 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         self.write_resumed: asyncio.Future[None] | None = None  # only while the transport's buffer is full
         self.initial_response: tuple[int, list[tuple[str, str]], bytes] | None = None
         self.close_timer: asyncio.TimerHandle | None = None
-        self.ping_timer: asyncio.TimerHandle | None = None
-        self.pong_timer: asyncio.TimerHandle | None = None
-        self.ping_payload: bytes | None = None
+        self.keepalive: KeepaliveClock | None = None  # with a ws_ping_interval, once accepted
+        self.keepalive_tick: int | None = None  # when the next ping, or the pong's deadline, is due
+        self.ping_payload: bytes | None = None  # set while a pong is awaited
         self.fragments: list[bytes] | None = None  # a message arriving in several frames
         self.fragments_are_text = False
 
@@ -334,39 +336,45 @@ class LeanWebSocketProtocol(asyncio.Protocol):
     def _start_keepalive(self) -> None:
         interval = self.config.ws_ping_interval
         if interval:
-            self.ping_timer = asyncio.get_running_loop().call_later(interval, self._send_ping)
+            if self.keepalive is None:
+                self.keepalive = clock_for(resolution_for(interval, self.config.ws_ping_timeout))
+            self.keepalive_tick = self.keepalive.schedule(self, interval)
 
     def _stop_keepalive(self) -> None:
-        for timer in (self.ping_timer, self.pong_timer):
-            if timer is not None:
-                timer.cancel()
-        self.ping_timer = self.pong_timer = None
+        if self.keepalive is not None and self.keepalive_tick is not None:
+            self.keepalive.cancel(self, self.keepalive_tick)
+        self.keepalive_tick = None
         self.ping_payload = None
 
+    def keepalive_due(self, tick: int) -> None:
+        if tick != self.keepalive_tick:
+            return  # cancelled after its bucket was taken
+        self.keepalive_tick = None
+        if self.ping_payload is None:
+            self._send_ping()
+        else:
+            self._keepalive_timeout()
+
     def _send_ping(self) -> None:
-        self.ping_timer = None
         if self.close_sent or self.transport.is_closing():
             return
         self.ping_payload = os.urandom(4)  # tells the answer to this ping from stale or unsolicited pongs
         self.conn.send_ping(self.ping_payload)
         self._write(self.conn.data_to_send())
-        loop = asyncio.get_running_loop()
         if self.config.ws_ping_timeout is not None:
-            self.pong_timer = loop.call_later(self.config.ws_ping_timeout, self._keepalive_timeout)
+            assert self.keepalive is not None
+            self.keepalive_tick = self.keepalive.schedule(self, self.config.ws_ping_timeout)
         else:
+            self.ping_payload = None  # no deadline for the pong: the next ping is due instead
             self._start_keepalive()
 
     def _handle_pong(self, frame: Frame) -> None:
         if self.ping_payload is None or bytes(frame.data) != self.ping_payload:
             return
-        self.ping_payload = None
-        if self.pong_timer is not None:
-            self.pong_timer.cancel()
-            self.pong_timer = None
-            self._start_keepalive()
+        self._stop_keepalive()  # the pong's deadline
+        self._start_keepalive()
 
     def _keepalive_timeout(self) -> None:
-        self.pong_timer = None
         self.ping_payload = None
         if self.close_sent or self.transport.is_closing():
             return

@@ -121,6 +121,32 @@ async def test_client_that_stops_answering_pings_is_closed_1011(pinging_server: 
         client.close()
 
 
+async def test_each_connection_keeps_its_own_keepalive(pinging_server: ServerProcess) -> None:
+    """All connections share one keepalive timer: a silent one is closed, while one that
+    answers is pinged again and again and stays open, and so does one that pings itself."""
+    silent, _ = await RawClient.open(pinging_server)
+    answering, _ = await RawClient.open(pinging_server)
+    library = await connect(pinging_server.ws_url, subprotocols=[PROTOCOL], ping_interval=PING_INTERVAL / 2)
+    try:
+        pings = 0
+        silent_closed = asyncio.ensure_future(silent.read_until_close(timeout=PING_INTERVAL * 10))
+        while pings < 6:
+            opcode, payload = await answering.read_frame(timeout=PING_INTERVAL * 10)
+            assert opcode == 0x9, opcode
+            answering.send_frame(0xA, payload)
+            pings += 1
+        code, _ = await silent_closed
+        assert code == 1011
+        answering.send_frame(0x1, json.dumps({"type": "connection_init"}).encode())
+        assert await answering.read_frame() == (0x1, b'{"type":"connection_ack"}')
+        await library.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await asyncio.wait_for(library.recv(), 5)) == {"type": "connection_ack"}
+    finally:
+        silent.close()
+        answering.close()
+        await library.close()
+
+
 @pytest.mark.parametrize("payload, masked, code", [
     (b'{"type": "\xff\xfe"}', True, 1007),  # invalid UTF-8 in a text frame
     (b'{"type": "connection_init"}', False, 1002),  # a client frame without a mask
