@@ -7,9 +7,10 @@ Event on every message sent. With GraphQL subscriptions a connection is mostly i
 that state is most of what a connection costs. This protocol does the same job, through
 the same `websockets` state machine (handshake, framing, close handshake, permessage-
 deflate, size limits), with slots, a list as the inbox, a future only while writing is
-paused, and one keepalive timer shared by all connections (keepalive.py). Behaviour seen by clients and by the ASGI application is uvicorn's: the same
-handshake responses and log lines, close codes, keepalive pings, read pausing while the
-application is behind, the websocket.http.response extension, and 1012 on shutdown.
+paused, and one keepalive timer shared by all connections (keepalive.py). Behaviour seen
+by clients and by the ASGI application is uvicorn's: the same handshake responses and log
+lines, close codes, keepalive pings, read pausing while the application is behind, the
+websocket.http.response extension, and 1012 on shutdown.
 
 It is passed to uvicorn as its `ws` protocol class (server.py).
 """
