@@ -28,6 +28,8 @@ from graphql.validation import ASTValidationRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema import BaseSchema, Schema
 from strawberry.utils.logging import StrawberryLogger
 
@@ -65,11 +67,17 @@ def policy_for(limits: Limits, *, introspection: bool, debug: bool) -> ServerPol
     return ServerPolicy(max_tokens=limits.max_tokens, validation_rules=tuple(rules), mask_errors=not debug)
 
 
+# Strawberry's errors for a request that names no operation it can run: the client's mistake,
+# which it must be told (over WebSocket they close the connection with 4400 and this reason).
+CLIENT_MISTAKES = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
+
+
 def should_mask_error(error: GraphQLError) -> bool:
     """Mask what a resolver did not mean to say (a KeyError's text, a database URL);
-    keep errors raised on purpose: GraphQLError, and the layer being unavailable."""
+    keep errors raised on purpose (GraphQLError, the layer being unavailable) and the
+    client's own mistakes."""
     original = error.original_error
-    return original is not None and not isinstance(original, (GraphQLError, LayerUnavailable))
+    return original is not None and not isinstance(original, (GraphQLError, LayerUnavailable, *CLIENT_MISTAKES))
 
 
 def mask_unexpected(errors: list[GraphQLError]) -> None:

@@ -1,0 +1,100 @@
+"""What a graphql-transport-ws client sees for each kind of operation and outcome: results,
+errors before execution, errors during it, the end of a stream and its cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.gql_clients import Subscriber
+from tests.support.server import ServerProcess
+
+OPS_APP = "tests.support.ops_schema:schema"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess(OPS_APP) as server:
+        yield server
+
+
+async def run(subscriber: Subscriber, op_id: str, query: str, **payload: Any) -> list[dict[str, Any]]:
+    """Send one operation; return its messages up to and including 'complete' or 'error'."""
+    await subscriber.send({"id": op_id, "type": "subscribe", "payload": {"query": query, **payload}})
+    messages = []
+    while True:
+        message = await subscriber.recv()
+        assert message.get("id") == op_id, message
+        messages.append({k: v for k, v in message.items() if k != "id"})
+        if message["type"] in ("complete", "error"):
+            return messages
+
+
+async def test_a_query_gets_one_result_then_complete(server: ServerProcess) -> None:
+    subscriber = await Subscriber.open(server.ws_url)
+    try:
+        assert await run(subscriber, "q", "{ hello }") == [
+            {"type": "next", "payload": {"data": {"hello": "hi"}}}, {"type": "complete"}]
+        masked = await run(subscriber, "q", "{ boom }")  # the id is free again once complete
+        assert masked[0]["payload"]["errors"][0]["message"] == "Unexpected error."
+        assert masked[1:] == [{"type": "complete"}]
+    finally:
+        await subscriber.close()
+
+
+async def test_an_invalid_operation_gets_an_error_and_the_connection_stays(server: ServerProcess) -> None:
+    subscriber = await Subscriber.open(server.ws_url)
+    try:
+        [error] = await run(subscriber, "v", "{ nope }")
+        assert error["type"] == "error"
+        assert error["payload"][0]["message"].startswith("Cannot query field 'nope' on type 'Query'.")
+        [error] = await run(subscriber, "w", "query ($n: Int!) { hello }", variables={})
+        assert error["type"] == "error" and "$n" in error["payload"][0]["message"]
+        assert (await run(subscriber, "v", "{ hello }"))[0]["payload"] == {"data": {"hello": "hi"}}
+    finally:
+        await subscriber.close()
+
+
+@pytest.mark.parametrize("query, operation_name, reason", [
+    ("{ hello", None, "Syntax Error"),
+    ("query A { hello } query B { hello }", "C", 'Unknown operation named "C".'),
+])
+async def test_an_unreadable_operation_closes_4400(server: ServerProcess, query: str, operation_name: str | None,
+                                                   reason: str) -> None:
+    subscriber = await Subscriber.open(server.ws_url)
+    await subscriber.send({"id": "s", "type": "subscribe",
+                           "payload": {"query": query, "operationName": operation_name}})
+    with pytest.raises(ConnectionClosed):
+        await subscriber.recv()
+    assert subscriber.ws.close_code == 4400
+    assert reason in (subscriber.ws.close_reason or "")
+
+
+async def test_a_subscription_that_fails_reports_it_then_completes(server: ServerProcess) -> None:
+    subscriber = await Subscriber.open(server.ws_url)
+    try:
+        messages = await run(subscriber, "l", "subscription { leaky { secret } }")
+        assert [m["type"] for m in messages] == ["next", "next", "complete"]
+        assert messages[0]["payload"]["errors"][0]["path"] == ["leaky", "secret"]
+        assert [m["payload"]["errors"][0]["message"] for m in messages[:2]] == ["Unexpected error."] * 2
+    finally:
+        await subscriber.close()
+
+
+async def test_a_stopped_subscription_sends_nothing_more_and_frees_its_id(server: ServerProcess) -> None:
+    subscriber = await Subscriber.open(server.ws_url)
+    try:
+        await subscriber.send({"id": "t", "type": "subscribe", "payload": {"query": "subscription { ticks }"}})
+        assert (await subscriber.recv())["payload"] == {"data": {"ticks": "hello None"}}
+        await subscriber.send({"id": "t", "type": "complete"})
+        await subscriber.send({"id": "t", "type": "subscribe", "payload": {"query": "subscription { ticks }"}})
+        assert await subscriber.recv() == {"id": "t", "type": "next", "payload": {"data": {"ticks": "hello None"}}}
+        await subscriber.send({"type": "ping"})
+        assert json.loads(await asyncio.wait_for(subscriber.ws.recv(), 5)) == {"type": "pong"}
+    finally:
+        await subscriber.close()
