@@ -31,7 +31,7 @@ from channels.layers import get_channel_layer
 from strawberry.channels import GraphQLHTTPConsumer, GraphQLWSConsumer
 from strawberry.channels.handlers.ws_handler import ChannelsWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from cross_web import HTTPException
 
 from .auth import AuthHook, AuthRequest, Unauthorized, authenticate, headers_of
@@ -141,24 +141,33 @@ class _DirectWebSocketAdapter(ChannelsWebSocketAdapter):
 
     ws_consumer: DirectWSConsumer
 
-    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+    async def receive_json(self, *, ignore_parsing_errors: bool = False) -> object:
+        """The next JSON message from the client; WebSocketDisconnected once it has gone."""
         consumer = self.ws_consumer
         while True:
             message = await consumer.asgi_receive()
             kind = message["type"]
             if kind == "websocket.disconnect":
                 consumer.disconnected = True
-                return
+                raise WebSocketDisconnected
             if kind != "websocket.receive":
                 continue
             text = message.get("text")
             if not text:  # as Strawberry's consumer: binary (and empty) frames are not JSON text
                 raise NonTextMessageReceived
             try:
-                yield self.view.decode_json(text)
+                return self.view.decode_json(text)
             except json.JSONDecodeError as exc:
                 if not ignore_parsing_errors:
                     raise NonJsonMessageReceived from exc
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        while True:
+            try:
+                message = await self.receive_json(ignore_parsing_errors=ignore_parsing_errors)
+            except WebSocketDisconnected:
+                return
+            yield message
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         await self.ws_consumer.base_send({"type": "websocket.send", "text": self.view.encode_json(message)})

@@ -98,3 +98,13 @@ async def test_a_stopped_subscription_sends_nothing_more_and_frees_its_id(server
         assert json.loads(await asyncio.wait_for(subscriber.ws.recv(), 5)) == {"type": "pong"}
     finally:
         await subscriber.close()
+
+
+@pytest.mark.parametrize("text", ["null", "[]", '"subscribe"'])
+async def test_a_message_that_is_not_an_object_closes_4400(server: ServerProcess, text: str) -> None:
+    subscriber = await Subscriber.open(server.ws_url)
+    await subscriber.ws.send(text)
+    with pytest.raises(ConnectionClosed):
+        await subscriber.recv()
+    assert subscriber.ws.close_code == 4400
+    assert "must be a JSON object" in (subscriber.ws.close_reason or "")
