@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import django
 from channels.layers import get_channel_layer
-from channels.routing import ProtocolTypeRouter
 from django.conf import settings as django_settings
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -27,7 +26,7 @@ from .lifecycle import Lifespan, ServerState
 from .limits import BodyLimit, Limits
 from .negotiation import GraphQLResponseNegotiation
 from .metrics import HTTPMetrics, metrics_app, websocket_count_changed
-from .routing import ASGIApp, PathRouter
+from .routing import ASGIApp, PathRouter, ProtocolRouter
 from .settings import Settings
 from .sse import SSETransport
 
@@ -46,7 +45,7 @@ def build_application(
     debug: bool = False,
     auth: str | AuthHook | None = None,
     sse: bool = False,
-) -> ProtocolTypeRouter:
+) -> ProtocolRouter:
     """The ASGI app that serves `schema`: mount it, or hand it to any ASGI server.
 
     Django is configured here if nothing configured it yet, with the channel layer from
@@ -102,7 +101,7 @@ def build_application(
         **(asset_routes(graphql_path) if graphql_ide else {}),
     }
     hint = f"GraphQL is served at {graphql_path}"
-    return ProtocolTypeRouter(
+    return ProtocolRouter(
         {
             "http": PathRouter(http_routes, hint),
             "websocket": PathRouter({graphql_path: websockets}, hint),
@@ -111,7 +110,7 @@ def build_application(
     )
 
 
-def create_app() -> ProtocolTypeRouter:
+def create_app() -> ProtocolRouter:
     """uvicorn's app factory: each worker process builds its own app from the settings
     the CLI exported, configures Django itself and later creates its layer in its loop."""
     settings = Settings.from_environment()

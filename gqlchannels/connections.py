@@ -52,6 +52,10 @@ class WebSocketTracker:
 
     def __init__(self, app: ASGIApp, on_change: Callable[[int], None] = lambda delta: None) -> None:
         self.app = app
+        # A Channels consumer's as_asgi() app is made here, as it would make it, so its
+        # wrapper's coroutine frame does not stay for each connection's life (about 500 bytes).
+        self.consumer_class: Any = getattr(app, "consumer_class", None)
+        self.consumer_initkwargs: dict[str, Any] = getattr(app, "consumer_initkwargs", {})
         self.open: set[_Connection] = set()
         self.on_change = on_change
 
@@ -63,7 +67,10 @@ class WebSocketTracker:
         self.open.add(connection)
         self.on_change(1)
         try:
-            await self.app(scope, receive, connection.send)
+            if self.consumer_class is not None:
+                await self.consumer_class(**self.consumer_initkwargs)(scope, receive, connection.send)
+            else:
+                await self.app(scope, receive, connection.send)
         finally:
             self.open.discard(connection)
             self.on_change(-1)
