@@ -23,6 +23,8 @@ CLOSE_ALL_TIMEOUT = 2.0  # seconds to put close frames on every socket before go
 
 
 class _Connection:
+    __slots__ = ("_send", "accepted", "closed")
+
     def __init__(self, send: Send) -> None:
         self._send = send
         self.accepted = False

@@ -37,6 +37,8 @@ class GroupListener:
     `async with` to join first and do something once joined, then `async for` inside.
     """
 
+    __slots__ = ("layer", "groups", "types", "channel")  # one per subscription: no instance dict
+
     def __init__(self, layer: BaseChannelLayer, groups: Iterable[str], types: Iterable[str] = ()) -> None:
         self.layer = layer
         self.groups = list(dict.fromkeys(groups))  # unique, in order
@@ -106,6 +108,8 @@ class GroupListener:
 
 class Events:
     """What resolvers find at `info.context["events"]`: listen to groups, publish to them."""
+
+    __slots__ = ("_layer",)
 
     def __init__(self, layer: BaseChannelLayer | None = None) -> None:
         self._layer = layer

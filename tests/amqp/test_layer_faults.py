@@ -191,6 +191,23 @@ async def test_names_over_the_limit_are_clear_errors(layers: list, amqp_url: str
     await layer.group_add("g" * 99, channel)  # at the limit: fine
 
 
+async def test_receiving_on_a_channel_that_is_not_ours_is_a_clear_error(layers: list, amqp_url: str) -> None:
+    """Raised on awaiting, as from any coroutine, before and after a good channel's receives."""
+    layer, other = await new_layer(layers, BROKER), await new_layer(layers, BROKER)
+    assert asyncio.iscoroutinefunction(layer.receive)  # what Channels and asgiref check for
+    theirs, ours = await other.new_channel(), await layer.new_channel()
+    pending = layer.receive("no-process-part!x" * 10)  # not raised yet: only when awaited
+    with pytest.raises(InvalidName, match="channel name"):
+        await pending
+    with pytest.raises(RuntimeError, match="belongs to another process"):
+        await layer.receive(theirs)
+    await layer.send(ours, {"type": "one"})
+    await layer.send(ours, {"type": "two"})
+    assert [(await asyncio.wait_for(layer.receive(ours), 10))["type"] for _ in range(2)] == ["one", "two"]
+    with pytest.raises(RuntimeError, match="belongs to another process"):
+        await layer.receive(theirs)
+
+
 # 4. Slow receivers, 8. bursts -----------------------------------------------------------
 
 
