@@ -12,11 +12,15 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+import uvicorn
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.server import CHAT_APP, ServerProcess
 
@@ -216,3 +220,62 @@ def test_shared_header_table_keeps_no_secret_and_is_bounded() -> None:
     for n in range(ws_server.MAX_SHARED_HEADERS + 10):
         ws_server._scope_header("User-Agent", f"agent/{n}")
     assert len(ws_server._shared_headers) == ws_server.MAX_SHARED_HEADERS
+
+
+async def misbehaving_app(scope: dict, receive: Any, send: Any) -> Any:
+    """An ASGI app for each way an application can fail a WebSocket, chosen by path."""
+    if scope["type"] != "websocket":
+        return None
+    path = scope["path"]
+    if path == "/raises-before-accept":
+        raise RuntimeError("broken before accept")
+    await receive()  # websocket.connect
+    if path == "/returns-without-accept":
+        return None
+    await send({"type": "websocket.accept"})
+    if path == "/raises-after-accept":
+        raise RuntimeError("broken after accept")
+    return "a value"  # /returns-a-value
+
+
+@pytest.fixture()
+async def misbehaving_server() -> AsyncIterator[int]:
+    """Real uvicorn with gqlchannels' WebSocket protocol, serving misbehaving_app."""
+    from gqlchannels.ws_server import LeanWebSocketProtocol
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(misbehaving_app, port=port, ws=LeanWebSocketProtocol, lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve())
+    async with asyncio.timeout(10):
+        while not server.started:
+            await asyncio.sleep(0.05)
+    yield port
+    server.should_exit = True
+    await asyncio.wait_for(serving, 10)
+
+
+@pytest.mark.parametrize("path, log_line", [
+    ("/raises-before-accept", "Exception in ASGI application"),
+    ("/returns-without-accept", "ASGI callable returned without completing handshake."),
+])
+async def test_an_app_that_fails_the_handshake_gets_the_client_a_500(
+        misbehaving_server: int, caplog: pytest.LogCaptureFixture, path: str, log_line: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(f"ws://127.0.0.1:{misbehaving_server}{path}", open_timeout=5)
+    assert refused.value.response.status_code == 500
+    assert log_line in caplog.text
+
+
+@pytest.mark.parametrize("path, log_line", [
+    ("/raises-after-accept", "Exception in ASGI application"),
+    ("/returns-a-value", "ASGI callable should return None, but returned 'a value'."),
+])
+async def test_an_app_that_fails_after_accepting_has_the_connection_closed(
+        misbehaving_server: int, caplog: pytest.LogCaptureFixture, path: str, log_line: str) -> None:
+    async with connect(f"ws://127.0.0.1:{misbehaving_server}{path}", open_timeout=5) as ws:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert log_line in caplog.text
