@@ -76,7 +76,9 @@ class KeepaliveClock:
                     waiter.keepalive_due(tick)
                 except Exception:  # one connection's failure must not stop the others' keepalive
                     logger.exception("keepalive of a WebSocket connection failed")
-        if self.buckets and self.armed_tick is None:
+        if self.buckets:
+            # Even if a waiter armed the timer while being called: its deadline may come after
+            # one that was already waiting.
             self._arm(min(self.buckets))
 
 

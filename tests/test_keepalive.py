@@ -93,3 +93,22 @@ async def test_one_clock_per_loop_and_resolution() -> None:
     assert resolution_for(20, 20) == 0.25
     assert resolution_for(0.5, 0.5) == 0.05
     assert resolution_for(20, None) == 0.25
+
+
+async def test_the_timer_stays_armed_for_the_earliest_deadline() -> None:
+    """A waiter that schedules a later deadline while being called must not push back an
+    earlier deadline that was already waiting."""
+    clock = KeepaliveClock(RESOLUTION)
+    calls: list[tuple[str, float]] = []
+
+    class Later(Recorder):
+        def keepalive_due(self, tick: int) -> None:
+            super().keepalive_due(tick)
+            clock.schedule(self, 5.0)  # e.g. a pong deadline far off
+
+    clock.schedule(Later("later", calls), 0.05)
+    clock.schedule(Recorder("waiting", calls), 0.3)
+    await wait_for_calls(calls, 1)
+    assert clock.armed_tick == min(clock.buckets)  # the 0.3 s deadline, not the 5 s one
+    await wait_for_calls(calls, 2)
+    assert [name for name, _ in calls] == ["later", "waiting"]
