@@ -31,11 +31,10 @@ from typing import Any
 
 from graphql import GraphQLField, GraphQLObjectType, GraphQLSchema
 
-# Memo attributes of graphql-core's Executor and IncrementalExecutor, per execution. The
-# first is filled by any nested selection, the others only by @defer and @stream.
+# Memo attributes of graphql-core's Executor and IncrementalExecutor, per execution: one
+# filled by any nested selection, the others only by @defer and @stream.
 FILLED_BY_EVERY_EVENT = "_relevant_sub_fields"
-PER_EXECUTION_MEMOS = (FILLED_BY_EVERY_EVENT, "_stream_usages", "_initial_execution_plans",
-                       "_deferred_execution_plans")
+FILLED_BY_DEFER_AND_STREAM = ("_stream_usages", "_initial_execution_plans", "_deferred_execution_plans")
 
 # Executor attributes kept in slots rather than the instance dictionary (set once, by
 # graphql-core's and Strawberry's __init__, and read rarely). CPython shares an instance
@@ -100,7 +99,7 @@ def per_event_memo_executor(base: type) -> type:
         if hasattr(executor, FILLED_BY_EVERY_EVENT):
             # Never the subscription's own: whatever fills it would stay as long as the subscription.
             setattr(executor, FILLED_BY_EVERY_EVENT, {})
-        for name in PER_EXECUTION_MEMOS[1:]:
+        for name in FILLED_BY_DEFER_AND_STREAM:
             memo = getattr(self, name, None)
             # An empty memo can stay shared (nothing leaks from it yet; most stay empty unless
             # @defer or @stream is used); once an event has filled it, the next ones get new ones.
