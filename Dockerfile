@@ -6,13 +6,14 @@
 #
 # Every setting is a GQLCHANNELS_* environment variable (config/gqlchannels.env.example).
 
-ARG PYTHON_VERSION=3.11
+# A current Python: Django 6 needs 3.12 or newer.
+ARG PYTHON_VERSION=3.13
 
 # Build stage: wheels for gqlchannels and everything it needs; compilers, if any dependency
 # needed one, stay here.
 FROM python:${PYTHON_VERSION}-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md _gqlchannels_pytest_plugin.py ./
 COPY gqlchannels ./gqlchannels
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
 

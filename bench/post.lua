@@ -1,4 +1,4 @@
--- wrk: POST the same { hello } query on every request.
+-- wrk: POST the same body (the environment's WRK_BODY) on every request.
 wrk.method = "POST"
-wrk.body = '{"query": "{ hello }"}'
+wrk.body = os.getenv("WRK_BODY")
 wrk.headers["Content-Type"] = "application/json"

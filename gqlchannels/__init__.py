@@ -1,12 +1,12 @@
 """gqlchannels: a standalone GraphQL server for Strawberry schemas, with subscriptions fanned
 out through a Django Channels layer (in memory, or RabbitMQ across processes and machines)."""
 
-from .app import build_application
+from .asgi.app import build_application
 from .auth import AuthRequest, Unauthorized
+from .config.limits import Limits
 from .errors import AppImportError, ConfigError, GqlchannelsError, LayerUnavailable, MessageNotSerializable
-from .events import Events, GroupListener
-from .limits import Limits
-from .publish import apublish, publish
+from .events.listen import Events, GroupListener
+from .events.publish import apublish, publish
 
 __version__ = "0.1.0"
 

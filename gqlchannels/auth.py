@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .config.importing import import_object
 from .errors import ConfigError, GqlchannelsError
-from .importer import import_object
 
 logger = logging.getLogger("gqlchannels")
 

@@ -14,7 +14,19 @@ class ConfigError(GqlchannelsError):
 
 
 class AppImportError(GqlchannelsError):
-    """The APP import string does not lead to a Strawberry schema."""
+    """The APP import string does not lead to a Strawberry schema.
+
+    When the user's own code raised (importing the module, calling the factory), that
+    exception is its __cause__, whose traceback is worth showing at --log-level debug.
+    """
+
+
+def traceback_hint(exc: GqlchannelsError, *, showing_tracebacks: bool) -> str:
+    """The sentence to end an error line with: how to see the traceback of the user's code
+    that raised, unless it is already shown (or there is none)."""
+    if showing_tracebacks or not isinstance(exc, AppImportError) or exc.__cause__ is None:
+        return ""
+    return " Run with --log-level debug for the traceback."
 
 
 class MessageNotSerializable(GqlchannelsError, TypeError):

@@ -8,9 +8,7 @@ subscriptions) count only live workers.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from typing import Any
 
 from prometheus_client import (
@@ -24,11 +22,10 @@ from prometheus_client import (
     multiprocess,
 )
 
-from .routing import ASGIApp, Receive, Scope, Send
+from .asgi.routing import ASGIApp, Receive, Scope, Send
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OPERATION_KEY = "gqlchannels.operation"  # set in the ASGI scope by the extension, read by the middleware
-LAYER_POLL_INTERVAL = 1.0
 
 HTTP_REQUESTS = Counter(
     "gqlchannels_http_requests_total", "GraphQL HTTP requests by status and operation type",
@@ -57,6 +54,45 @@ LAYER_MESSAGES = Counter(
     ["outcome"],
 )
 LAYER_OUTCOMES = ("published", "delivered", "dropped")
+LAYER_DROPPED = Counter(
+    "gqlchannels_layer_dropped_total",
+    "Channel layer messages dropped, by reason: full (a receiver's buffer was full), expired (waited "
+    "too long for its receiver), broker (refused by a full broker queue or returned), undecodable",
+    ["reason"],
+)
+# reason label -> the LayerState field counting it
+LAYER_DROP_REASONS = {"full": "dropped_full", "expired": "dropped_expired", "broker": "dropped_at_broker",
+                      "undecodable": "undecodable"}
+CONNECTIONS_OPEN = Gauge(
+    "gqlchannels_connections_open", "Open client connections, HTTP and WebSocket", multiprocess_mode="livesum",
+)
+CONNECTIONS_REFUSED = Counter(
+    "gqlchannels_connections_refused_total",
+    "Connections over --max-connections, by answer: 503 (HTTP), 1013 (WebSocket close code), "
+    "none (closed at once, at the open-file limit)",
+    ["answer"],
+)
+REFUSAL_ANSWERS = ("503", "1013", "none")
+for _answer in REFUSAL_ANSWERS:
+    CONNECTIONS_REFUSED.labels(_answer)  # listed from the start, at 0
+EVENTS_SHARED = Counter(
+    "gqlchannels_subscription_events_shared_total",
+    "Subscription events given to a subscriber as the result another subscriber's execution of the same "
+    "operation and event produced, instead of being executed again",
+)
+HEADER_TIMEOUTS = Counter(
+    "gqlchannels_header_timeouts_total", "Connections closed for not completing request headers in --header-timeout",
+)
+PERSISTED_OPERATIONS = Counter(
+    "gqlchannels_persisted_operations_total",
+    "Requests naming a persisted document (or, with --only-persisted, any document) by outcome: hit (served "
+    "from the manifest or the APQ store), miss (not found), registered (stored by APQ), too_large (run, too "
+    "large to store), refused (--only-persisted, or APQ off), invalid (malformed, or a hash that does not match)",
+    ["outcome"],
+)
+PERSISTED_OUTCOMES = ("hit", "miss", "registered", "too_large", "refused", "invalid")
+for _outcome in PERSISTED_OUTCOMES:
+    PERSISTED_OPERATIONS.labels(_outcome)
 
 
 def operation_of(execution_context: Any) -> str:
@@ -85,31 +121,16 @@ def operation_finished(execution_context: Any) -> None:
         GRAPHQL_ERRORS.labels(operation).inc()
 
 
-class HTTPMetrics:
-    """ASGI middleware for the GraphQL HTTP route: status, operation and latency per request."""
+def connections_changed(open_now: int) -> None:
+    CONNECTIONS_OPEN.set(open_now)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # if the app dies before answering, uvicorn answers 500
+def connection_refused(answer: str) -> None:
+    CONNECTIONS_REFUSED.labels(answer).inc()
 
-        async def send_with_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            operation = scope.get(OPERATION_KEY, "none")
-            HTTP_REQUESTS.labels(str(status), operation).inc()
-            HTTP_DURATION.labels(operation).observe(time.perf_counter() - started)
+def header_timed_out() -> None:
+    HEADER_TIMEOUTS.inc()
 
 
 def websocket_count_changed(delta: int) -> None:
@@ -135,26 +156,33 @@ def metrics_app() -> ASGIApp:
     return app
 
 
-async def follow_layer_state(layer: Any) -> None:
-    """Copy the layer's own counters into the metrics, once a second, until cancelled."""
-    state_of = getattr(layer, "state", None)
-    if state_of is None:  # the in-memory layer is always "connected" and keeps no counters
-        LAYER_CONNECTED.set(1)
-        return
-    seen = {"reconnects": 0, **{outcome: 0 for outcome in LAYER_OUTCOMES}}
-    while True:
-        state = state_of()
+class LayerCounters:
+    """Copies a channel layer's own counters (its `state()`) into the metrics."""
+
+    def __init__(self, layer: Any) -> None:
+        self.state_of = getattr(layer, "state", None)
+        self.seen = {"reconnects": 0, **{outcome: 0 for outcome in LAYER_OUTCOMES},
+                     **{field: 0 for field in LAYER_DROP_REASONS.values()}}
+        self.counters: dict[str, Any] = {"reconnects": LAYER_RECONNECTS,
+                                         **{outcome: LAYER_MESSAGES.labels(outcome) for outcome in LAYER_OUTCOMES},
+                                         **{field: LAYER_DROPPED.labels(reason)
+                                            for reason, field in LAYER_DROP_REASONS.items()}}
+
+    def update(self) -> None:
+        if self.state_of is None:  # a layer that keeps no counters (Channels' own) is always there
+            LAYER_CONNECTED.set(1)
+            return
+        state = self.state_of()
         LAYER_CONNECTED.set(1 if state.connected else 0)
-        for name in seen:
+        for name, seen in self.seen.items():
             value = getattr(state, name, None)
-            if isinstance(value, int) and value > seen[name]:
-                counter = LAYER_RECONNECTS if name == "reconnects" else LAYER_MESSAGES.labels(name)
-                counter.inc(value - seen[name])
-                seen[name] = value
-        await asyncio.sleep(LAYER_POLL_INTERVAL)
+            if isinstance(value, int) and value > seen:
+                self.counters[name].inc(value - seen)
+                self.seen[name] = value
 
 
-def worker_exited() -> None:
-    """Drop this worker's live gauges from the shared directory."""
+def worker_exited(pid: int | None = None) -> None:
+    """Drop a worker's live gauges from the shared directory: this worker's when it stops,
+    a dead one's (`pid`) when the supervisor replaces it, so gauges count only what is open."""
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(os.getpid())
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.node import node_with_spec_packages
+from tests.support.rabbit_node import RabbitNode
 from tests.support.server import AMQP_URL, CHAT_APP, ServerProcess
 
 
@@ -21,6 +23,15 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node with tests/spec's npm packages installed (npm ci on a clean checkout); no Node fails."""
+    try:
+        return node_with_spec_packages()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
 @pytest.fixture(scope="module")
 def memory_server() -> Iterator[ServerProcess]:
     with ServerProcess(CHAT_APP) as server:
@@ -31,3 +42,21 @@ def memory_server() -> Iterator[ServerProcess]:
 def amqp_server(amqp_url: str) -> Iterator[ServerProcess]:
     with ServerProcess(CHAT_APP, "--layer", amqp_url) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the tests' own (not the shared one on 5672), started once, for
+    faults a proxy cannot make: stopped, killed, queues deleted, memory alarms."""
+    node = RabbitNode(tmp_path_factory.mktemp("rabbit-node")).start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture()
+def healthy_node(rabbit_node: RabbitNode) -> RabbitNode:
+    """The test node, running and without alarms whatever the previous test did to it."""
+    rabbit_node.ensure_healthy()
+    return rabbit_node

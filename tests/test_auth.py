@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -75,3 +76,28 @@ def test_bad_auth_path_is_one_line_error() -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "has no attribute 'nope' (from --auth" in result.stderr
+
+
+async def test_legacy_protocol_queries_see_the_user(guarded: ServerProcess) -> None:
+    async with connect(guarded.ws_url, subprotocols=["graphql-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer good-token"}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": "{ whoami }"}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {
+            "type": "data", "id": "1", "payload": {"data": {"whoami": "alice"}}}
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "complete", "id": "1"}
+
+
+def test_a_refused_login_comes_before_persisted_queries(guarded: ServerProcess) -> None:
+    """A client the hook refuses gets 401 whatever it names, and registers nothing in the
+    APQ store; an accepted one still finds persisted documents with its user in the context."""
+    query = "query WhoAmI { whoami }"
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(query.encode()).hexdigest()}}
+    url = f"{guarded.url}/graphql"
+    for body in ({"extensions": extensions}, {"query": query, "extensions": extensions}):
+        response = httpx.post(url, json=body)
+        assert response.status_code == 401 and "a valid bearer token is required" in response.text
+    not_found = httpx.post(url, json={"extensions": extensions}, headers=GOOD).json()
+    assert not_found["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    httpx.post(url, json={"query": query, "extensions": extensions}, headers=GOOD)
+    assert httpx.post(url, json={"extensions": extensions}, headers=GOOD).json() == {"data": {"whoami": "alice"}}

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import venv
+import warnings
 from pathlib import Path
 
 import httpx
@@ -20,9 +20,9 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from gqlchannels.cli import main as cli
-from gqlchannels.layers import parse_layer_url
-from gqlchannels.lifecycle import LAYER_CLOSE_TIMEOUT
+from gqlchannels.cli.commands import main as cli
+from gqlchannels.config.layer_url import parse_layer_url
+from gqlchannels.server.lifespan import LAYER_CLOSE_TIMEOUT
 from tests.support.server import ServerProcess, clean_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +47,26 @@ def serve_default(name: str) -> object:
 
 @pytest.fixture(scope="module")
 def dockerfile() -> DockerfileParser:
-    parser = DockerfileParser(path=str(ROOT / "Dockerfile"))
-    parser.build_args = {"PYTHON_VERSION": "3.11"}
-    return parser
+    return DockerfileParser(path=str(ROOT / "Dockerfile"))  # ARGs at their defaults, as `docker build` has them
+
+
+def image_python_version(parser: DockerfileParser) -> tuple[int, int]:
+    match = re.fullmatch(r"python:(\d+)\.(\d+)-slim", parser.baseimage)
+    assert match, parser.baseimage
+    return int(match[1]), int(match[2])
+
+
+def python_of_version(version: tuple[int, int]) -> str | None:
+    """An interpreter of exactly that version on this machine: this one, on PATH or pyenv's."""
+    if sys.version_info[:2] == version:
+        return sys.executable
+    name = "python%d.%d" % version
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for candidate in [shutil.which(name), *sorted(pyenv.glob(f"versions/{version[0]}.{version[1]}.*/bin/{name}"))]:
+        if candidate and subprocess.run([str(candidate), "-c", f"import sys; assert sys.version_info[:2] == {version}"],
+                                        capture_output=True).returncode == 0:
+            return str(candidate)
+    return None
 
 
 def stages(parser: DockerfileParser) -> list[list[dict]]:
@@ -129,11 +146,16 @@ def image_venv(dockerfile: DockerfileParser, tmp_path_factory: pytest.TempPathFa
     context, wheels, env_dir = work / "src", work / "wheels", work / "venv"
     build, final = stages(dockerfile)[0], final_stage(dockerfile)
     context.mkdir()
-    for copy in instructions(build, "COPY"):  # COPY pyproject.toml README.md ./  and  COPY gqlchannels ./gqlchannels
+    for copy in instructions(build, "COPY"):  # COPY pyproject.toml README.md ... ./  and  COPY gqlchannels ./gqlchannels
         *sources, _ = copy.split()
         for source in sources:
             (shutil.copytree if (ROOT / source).is_dir() else shutil.copy)(ROOT / source, context / source)
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    base_python = python_of_version(image_python_version(dockerfile))
+    if base_python is None:  # the image's own Python is the better replay, not the only one
+        warnings.warn(f"no Python {'.'.join(map(str, image_python_version(dockerfile)))} here (the image's): "
+                      f"replaying the Dockerfile's install steps with Python {sys.version.split()[0]}", stacklevel=1)
+        base_python = sys.executable
+    subprocess.run([base_python, "-m", "venv", str(env_dir)], check=True, timeout=120)
     python = str(env_dir / "bin" / "python")
 
     def replay(args: list[str], cwd: Path) -> None:
@@ -170,6 +192,15 @@ def test_image_entrypoint_serves_and_its_healthcheck_passes(dockerfile: Dockerfi
     assert "site-packages" in subprocess.run([str(image_venv / "bin" / "python"), "-c",
                                               "import gqlchannels; print(gqlchannels.__file__)"],
                                              capture_output=True, text=True, cwd=tmp_path).stdout
+
+
+def test_image_runs_a_current_python_with_django_6(dockerfile: DockerfileParser, image_venv: Path) -> None:
+    assert image_python_version(dockerfile) >= (3, 12)  # what Django 6 needs
+    out = subprocess.run([str(image_venv / "bin" / "python"), "-c",
+                          "import sys, django; print(*sys.version_info[:2], django.VERSION[0])"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    python, django_major = (int(out[0]), int(out[1])), int(out[2])
+    assert django_major == (6 if python >= (3, 12) else 5), out  # the newest Django that Python can have
 
 
 def test_image_serves_a_mounted_users_schema(dockerfile: DockerfileParser, image_venv: Path, tmp_path: Path) -> None:

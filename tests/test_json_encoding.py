@@ -48,3 +48,13 @@ def test_malformed_fails_as_with_json(data: str | bytes) -> None:
     with pytest.raises(Exception) as theirs:
         json.loads(data)
     assert isinstance(ours.value, type(theirs.value))  # JSONDecodeError, or UnicodeDecodeError for bytes
+
+
+@pytest.mark.parametrize("data", [
+    "[" * 1025 + "]" * 1025,  # past orjson's 1,024 levels
+    "[" * 1100 + "12345678901234567890" + "]" * 1100,  # long digits: decoded by json.loads alone
+    b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+])
+def test_too_deep_is_malformed_json_not_a_recursion_error(data: str | bytes) -> None:
+    with pytest.raises(json.JSONDecodeError, match="^JSON nested too deeply$"):
+        loads(data)

@@ -7,6 +7,7 @@ Corrections to the page's example: the removed `channel_listen` becomes gqlchann
 (nothing sent in between is lost), sees only its own rooms even beside another subscription
 on the same WebSocket, and leaves the rooms when the client goes; the join announcement goes
 to the rooms just joined (the page loops over a `groups` attribute that layers do not have);
+the announcement names the user, not the listener's internal channel name;
 the mutation publishes through the same context (over HTTP there is no WebSocket consumer)
 and returns the Boolean it declares; a Query type exists (a schema needs one); room ids are
 checked, because they become channel-layer group names.
@@ -34,6 +35,17 @@ def room_group(room_id: str) -> str:
             f"room id {room_id!r} is not valid: use 1 to 80 letters, digits, '-', '_' or '.'"
         )
     return f"chat-room-{room_id}"
+
+
+def display_name(info: Info) -> str:
+    """Who the room is told about: the user from `--auth`'s hook, or Django's user under
+    AuthMiddlewareStack when mounted in a Django project; "Someone" when nobody logged in."""
+    user = info.context.get("user")
+    if user is None and "ws" in info.context:
+        user = info.context["ws"].scope.get("user")
+    if user is None or getattr(user, "is_anonymous", False):
+        return "Someone"
+    return str(user)
 
 
 @strawberry.input
@@ -80,7 +92,7 @@ class Subscription:
                     {
                         "type": MESSAGE_TYPE,
                         "room_id": room_id,
-                        "message": f"{messages.channel} just joined the room!",
+                        "message": f"{display_name(info)} just joined the room!",
                     },
                 )
             async for message in messages:

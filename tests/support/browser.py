@@ -93,7 +93,9 @@ class Browser:
             value = await self.evaluate(expression)
             if value:
                 return value
-            assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for: {expression}"
+            if asyncio.get_running_loop().time() >= deadline:
+                page = await self.evaluate("document.body ? document.body.innerText.slice(0, 2000) : ''")
+                raise AssertionError(f"timed out waiting for: {expression}\nthe page showed: {page!r}")
             await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:

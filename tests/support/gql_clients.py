@@ -71,7 +71,7 @@ class Subscriber:
         return message["payload"]["data"]
 
     async def join_room(self, room: str) -> str:
-        """Subscribe to one room and wait for our own join announcement; return our channel name.
+        """Subscribe to one room and wait for our own join announcement; return its text.
 
         The announcement is sent after the groups are joined, so once it arrives any later
         message to the room must reach us: no sleep needed.
@@ -79,7 +79,7 @@ class Subscriber:
         await self.subscribe(JOIN_ROOMS, {"rooms": [{"id": room}]})
         data = await self.next_data()
         assert data["joinChatRooms"]["message"].endswith(" just joined the room!"), data
-        return data["joinChatRooms"]["message"].split(" ")[0]
+        return data["joinChatRooms"]["message"]
 
     async def messages_until(self, wanted: str, timeout: float = 10) -> list[str]:
         """Collect room messages until `wanted` arrives (join notices of others included)."""

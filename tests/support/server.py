@@ -22,17 +22,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# CI runs the whole suite a second time with this set to 0 (.ci/run): it reaches every server.
+PASSED_THROUGH = {"GQLCHANNELS_FAST_PATHS"}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any GQLCHANNELS_* that could leak in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GQLCHANNELS_") and k != "WEB_CONCURRENCY"}
+    env = {k: v for k, v in os.environ.items()
+           if (not k.startswith("GQLCHANNELS_") or k in PASSED_THROUGH) and k != "WEB_CONCURRENCY"}
     env.update(extra)
     return env
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+            timeout: float = 60, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gqlchannels", *args],
+        [python, "-m", "gqlchannels", *args],
         capture_output=True, text=True, timeout=timeout, env=env or clean_env(), cwd=cwd,
     )
 
@@ -106,3 +111,14 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+def metric(server: ServerProcess, name: str, **labels: str) -> float:
+    """One sample's value from /metrics (0 when the series does not exist yet)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            if series == wanted:
+                return float(value)
+    return 0.0

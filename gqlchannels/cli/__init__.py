@@ -1,0 +1,5 @@
+"""The `gqlchannels` command."""
+
+from .commands import main
+
+__all__ = ["main"]
