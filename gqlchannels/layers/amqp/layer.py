@@ -47,7 +47,7 @@ from ...errors import LayerUnavailable
 from ...events.messages import check_channel, check_group
 from ..buffers import ChannelBuffers
 from ..state import LayerState
-from .link import BrokerLink
+from .link import BrokerLink, cancelled_here
 from .wire import Undecodable, decode, encode
 
 logger = logging.getLogger("gqlchannels.amqp")
@@ -230,7 +230,9 @@ class RabbitMQChannelLayer(BaseChannelLayer):
                 f"exchange {self.groups_exchange!r} no longer routes to the layer's queue (the exchange was "
                 f"deleted and declared again, or the queue's bindings removed); messages published to its "
                 f"groups in the last {self.binding_check_interval:g} s may not have reached this process")
-        except Exception as exc:  # unreachable, timed out, channel closed: the link notices and says so
+        except (Exception, asyncio.CancelledError) as exc:  # unreachable, timed out, closed: the link says so
+            if isinstance(exc, asyncio.CancelledError) and cancelled_here():
+                raise
             logger.debug("binding check did not complete: %s", exc or type(exc).__name__)
 
     # -- receiving ---------------------------------------------------------------------
@@ -350,18 +352,24 @@ class RabbitMQChannelLayer(BaseChannelLayer):
             reply_text = next((arg for arg in reversed(exc.args) if isinstance(arg, str)), type(exc).__name__)
             raise LayerUnavailable(f"could not publish to {target}: RabbitMQ at {self.link.where} closed "
                                    f"the channel it was sent on ({reply_text})") from None
+        except asyncio.CancelledError as exc:
+            if cancelled_here():
+                raise  # close() is ending this publish
+            raise LayerUnavailable(f"could not publish to {target}: {self._lost_while(sent, exc)}") from None
         except (TimeoutError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-            if not sent:
-                why = f"no connection to RabbitMQ at {self.link.where} within {self.publish_timeout:g} s"
-            elif isinstance(exc, TimeoutError):
-                why = (f"RabbitMQ at {self.link.where} did not confirm it within {self.publish_timeout:g} s; "
-                       "it may or may not be delivered")
-            else:
-                why = (f"the connection to RabbitMQ at {self.link.where} was lost before the broker "
-                       "confirmed it; it may or may not be delivered")
-            raise LayerUnavailable(f"could not publish to {target}: {why}") from None
+            raise LayerUnavailable(f"could not publish to {target}: {self._lost_while(sent, exc)}") from None
         self.published += 1
         return True
+
+    def _lost_while(self, sent: bool, exc: BaseException) -> str:
+        """Why a publish failed, and whether the broker may have it all the same."""
+        if not sent:
+            return f"no connection to RabbitMQ at {self.link.where} within {self.publish_timeout:g} s"
+        if isinstance(exc, TimeoutError):
+            return (f"RabbitMQ at {self.link.where} did not confirm it within {self.publish_timeout:g} s; "
+                    "it may or may not be delivered")
+        return (f"the connection to RabbitMQ at {self.link.where} was lost before the broker "
+                "confirmed it; it may or may not be delivered")
 
     def _operation(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A publish or binding in its own task, tracked so that close() ends it."""
@@ -412,6 +420,10 @@ class RabbitMQChannelLayer(BaseChannelLayer):
                     if (method == "queue_bind") != wanted:
                         return
                     await getattr(channel, method)(self.queue_name, self.groups_exchange, routing_key=group)
+            except asyncio.CancelledError:
+                if cancelled_here():
+                    raise
+                logger.debug("%s %s deferred to the next connection: the connection closed", method, group)
             except Exception as exc:
                 # Connected, yet the binding failed or hung: rebuild the whole set-up rather
                 # than leave a group that receives nothing. Disconnected: the next connection

@@ -140,9 +140,11 @@ class BrokerLink:
         while not self._closing:
             try:
                 await self._connect_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure to connect or set up: retry, quietly
+            except (Exception, asyncio.CancelledError) as exc:  # any failure to connect or set up: retry, quietly
+                if isinstance(exc, asyncio.CancelledError):
+                    if cancelled_here():
+                        raise
+                    exc = ConnectionError("the connection closed while it was being set up")
                 self._attempt_failed(exc)
                 await self._close_connection()
                 await asyncio.sleep(self._next_delay())
@@ -266,6 +268,15 @@ class BrokerLink:
         await self._close_connection()
         self._channel = None
         self._set(phase=Phase.CLOSED)
+
+
+def cancelled_here() -> bool:
+    """Whether a CancelledError means this task is being cancelled. aiormq also rejects what a
+    closing connection still awaits (a publish's confirmation, a binding's or a set-up call's
+    answer) with CancelledError, as when the link reconnects after a fault: that is a lost
+    connection, to be handled as one."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 def _host_port(url: str) -> str:

@@ -43,6 +43,7 @@ class Mutation:
     ended: float = 0.0
     acknowledged: bool = False
     error: str | None = None
+    status: int | None = None
 
 
 @dataclasses.dataclass
@@ -87,9 +88,14 @@ class Traffic:
         try:
             response = await self.client.post(f"{self.server.url}/graphql", json={
                 "query": SEND, "variables": {"room": self.room, "text": text}})
-            body = response.json()
+            mutation.status = response.status_code
+            try:
+                body = response.json()
+            except ValueError:  # not a GraphQL response: a failure the test reports with the server's log
+                mutation.error = f"not JSON: HTTP {response.status_code} {response.text[:200]!r}"
+                body = {}
             mutation.acknowledged = body.get("data") == {"send": True}
-            if not mutation.acknowledged:
+            if not mutation.acknowledged and "errors" in body:
                 mutation.error = body["errors"][0]["message"]
         except httpx.HTTPError as exc:
             mutation.error = f"{type(exc).__name__}: {exc}"
@@ -253,6 +259,9 @@ async def test_no_acknowledged_mutation_is_lost_once_ready_again(
           f"mutations failing while the outage was known: {len(known_down)}, answered in "
           f"p50 {median_known_down * 1000:.1f} ms, max {max(known_down, default=0) * 1000:.1f} ms")
 
+    unanswered = [m for m in traffic.mutations
+                  if m.status is not None and (m.status >= 500 or "not JSON" in (m.error or ""))]
+    assert not unanswered, f"{unanswered}\n{server.log()[-6000:]}"
     assert lost_after_ready == 0
     assert after_ready, "no mutation acknowledged after readiness came back"
     for mutation in delivered_anyway:  # never "failed" without saying it may have gone through

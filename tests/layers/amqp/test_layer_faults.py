@@ -151,6 +151,33 @@ async def test_hung_broker_detected_by_heartbeat(proxy: TCPProxy, layers: list) 
     await round_trip(layer, layer)
 
 
+async def test_publishes_in_flight_when_the_layer_reconnects_fail_as_maybe_delivered(layers: list) -> None:
+    """Reconnecting closes the AMQP connection, and aiormq rejects the publishes still waiting
+    for the broker's confirmation with a CancelledError. A caller must get LayerUnavailable
+    saying the message may have been delivered, never a cancellation it did not ask for: in a
+    mutation that was an HTTP 500 with an ERROR traceback. A group_add in flight is bound by the
+    new connection, as during an outage, and returns."""
+    layer = await new_layer(layers, BROKER)
+    maybe_delivered = 0
+    for _ in range(20):  # until some publish was caught waiting for its confirmation
+        channel = await layer.new_channel()
+        sends = [asyncio.ensure_future(layer.group_send(group(), {"type": "x"})) for _ in range(200)]
+        adds = [asyncio.ensure_future(layer.group_add(group(), channel)) for _ in range(50)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        layer.link.fault("the test reconnects with publishes in flight")
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        unexpected = [o for o in outcomes if o is not None and not isinstance(o, LayerUnavailable)]
+        assert not unexpected, unexpected[:3]
+        assert await asyncio.gather(*adds, return_exceptions=True) == [None] * len(adds)  # bound on reconnect
+        maybe_delivered += sum("may or may not be delivered" in str(o) for o in outcomes)
+        await wait_until(lambda: layer.state().connected, 15)
+        if maybe_delivered:
+            break
+    assert maybe_delivered, "no publish was waiting for its confirmation when the layer reconnected"
+    await round_trip(layer, layer)
+
+
 # 3. Messages that cannot be decoded or encoded ------------------------------------------
 
 
