@@ -8,10 +8,12 @@ alternatives, in one run.
 Starts each contender itself, one process each on a free loopback port: gqlchannels on
 memory:// and on amqp://, plain strawberry.asgi.GraphQL on uvicorn, Strawberry's Channels
 integration wired by hand, graphql-yoga 5 and Apollo Server 5 (Node, installed by `npm ci`
-from bench/node/package-lock.json when bench/node/node_modules is missing) and the floor, a
-raw uvicorn app. Drives them from separate processes (wrk for HTTP, bench/node/fanout.js for
-the fan-out, bench/ws_client.py for idle WebSockets), prints absolute figures and ratios,
-then a summary and whether each target is met. Server CPU is the user + system time of the
+from bench/node/package-lock.json when bench/node/node_modules is missing), the floor, a
+raw uvicorn app, and the fan-out floor, a Node server with no GraphQL writing a prepared frame
+to each subscriber (the most the load side can read on this machine). Drives them from
+separate processes (wrk for HTTP, bench/node/fanout.js for the fan-out, bench/ws_client.py for
+idle WebSockets), prints absolute figures and ratios, then a summary and whether each target
+is met; a rate to reach that the fan-out floor did not reach is said to be beyond the load side. Server CPU is the user + system time of the
 server's process tree over exactly the measured window. Needs wrk, Node 20 with npm, and
 RabbitMQ on 127.0.0.1:5672 (guest/guest). Every phase is bounded in time; the exit status is
 0 whatever the figures.
@@ -40,6 +42,7 @@ from bench.harness import (
     APOLLO,
     APOLLO_STANDALONE,
     CONTENDERS,
+    FANOUT_FLOOR,
     FLOOR,
     GQL_AMQP,
     GQL_AMQP_TRACED,
@@ -75,7 +78,7 @@ FANOUT_OPERATIONS = json.dumps({"subscribe": SUBSCRIBE, "subscribe_with_viewer":
 HTTP_CONTENDERS = (GQL_MEMORY, GQL_FULL_ROUTE, PLAIN, HANDWRITTEN, YOGA, APOLLO, APOLLO_STANDALONE, FLOOR)
 NESTED_CONTENDERS = (GQL_MEMORY, GQL_FULL_ROUTE, PLAIN, YOGA, APOLLO, APOLLO_STANDALONE, FLOOR)
 HTTP_RIVALS = (YOGA, APOLLO, APOLLO_STANDALONE, PLAIN)  # gqlchannels' ratios are to these
-FANOUT_CONTENDERS = (GQL_MEMORY, GQL_AMQP, YOGA, APOLLO, HANDWRITTEN)
+FANOUT_CONTENDERS = (GQL_MEMORY, GQL_AMQP, YOGA, APOLLO, HANDWRITTEN, FANOUT_FLOOR)
 VIEWER_CONTENDERS = (GQL_MEMORY, GQL_AMQP, YOGA, APOLLO)  # the row with a per-subscriber field
 FANOUT_RIVALS = (YOGA, APOLLO, HANDWRITTEN)
 MEMORY_CONTENDERS = (GQL_MEMORY, GQL_AMQP, YOGA, APOLLO)
@@ -583,7 +586,7 @@ def _to_yoga(figures: Mapping[str, Figures], figure: str, unit: str) -> Callable
 
 def print_fanout_summary(results: Results) -> None:
     """In the shape of the fan-out table of the targets: ratios to graphql-yoga, absolute figures beside."""
-    names = (GQL_MEMORY, GQL_AMQP, YOGA, APOLLO, HANDWRITTEN)
+    names = (GQL_MEMORY, GQL_AMQP, YOGA, APOLLO, HANDWRITTEN, FANOUT_FLOOR)
     rows = []
     for prefix, fanout in (("", results.fanout), ("with a per-subscriber field: ", results.fanout_viewer)):
         if fanout:
@@ -628,7 +631,17 @@ class Target:
         if figures[self.rival].failed:
             return f"met ({self.rival} failed under this load)"
         value = ratio(figures[self.ours].value(self.figure), figures[self.rival].value(self.figure))
-        return f"{times(value)}  {'met' if value is not None and self.compare(value, self.goal) else 'not met'}"
+        return (f"{times(value)}  {'met' if value is not None and self.compare(value, self.goal) else 'not met'}"
+                + self._beyond_the_floor(figures))
+
+    def _beyond_the_floor(self, figures: Mapping[str, Any]) -> str:
+        """For a rate to reach: whether the fan-out floor, a server doing no GraphQL, reached it."""
+        if self.figure != "deliveries_per_s" or FANOUT_FLOOR not in figures or figures[FANOUT_FLOOR].failed:
+            return ""
+        needed = self.goal * (figures[self.rival].value(self.figure) or 0.0)
+        floor = figures[FANOUT_FLOOR].value(self.figure) or 0.0
+        return (f" (needs {number(needed)}/s; the fan-out floor reached {number(floor)}/s"
+                + (": beyond what this machine's load side can read)" if floor < needed else ")"))
 
 
 def _fanout_targets(layer: str, goal: float) -> list[Target]:

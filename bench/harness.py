@@ -42,6 +42,7 @@ YOGA = "graphql-yoga"
 APOLLO = "Apollo Server"
 APOLLO_STANDALONE = "Apollo Server standalone"
 FLOOR = "floor"
+FANOUT_FLOOR = "fan-out floor"
 # Tracing on (the otel phase), exporting to bench/otlp_sink.py on OTLP_SINK_PORT, sampling all
 # requests or 1% of them (parentbased_traceidratio: a root span decides for its trace).
 GQL_TRACED = "gqlchannels memory:// traced 100%"
@@ -108,6 +109,8 @@ CONTENDERS: dict[str, Contender] = {contender.name: contender for contender in (
     Contender(APOLLO_STANDALONE, node_script("apollo.js", "--standalone"), _NODE_ENV,
               about="Apollo Server's startStandaloneServer, without express (HTTP only)"),
     Contender(FLOOR, _uvicorn("bench.contenders.floor:app"), about="a raw ASGI app returning fixed bodies, on uvicorn"),
+    Contender(FANOUT_FLOOR, node_script("fanout_floor.js"), _NODE_ENV,
+              about="no GraphQL: a prepared frame written to each subscriber's socket (what the load side can read)"),
     *(Contender(name, (*_gqlchannels(layer), "--otel"), _traced(ratio),
                 about=f"gqlchannels serve --otel, OTLP/HTTP export, {percent} of traces sampled")
       for name, layer, ratio, percent in ((GQL_TRACED, "memory://", "1.0", "100%"),

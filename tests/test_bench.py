@@ -18,6 +18,7 @@ from bench.__main__ import QUICK, LoadFailed, fanout_run, hold
 from bench.harness import (
     APOLLO,
     APOLLO_STANDALONE,
+    FANOUT_FLOOR,
     FLOOR,
     GQL_AMQP,
     GQL_MEMORY,
@@ -90,6 +91,17 @@ def test_fanout_with_the_per_subscriber_field_gives_each_subscriber_its_own_view
     assert (report["delivered"], report["expected"], report["wrong_viewer"]) == (15, 15, 0)
     assert 0 < report["p50_ms"] <= report["p99_ms"]
     assert report["server_cpu_us_per_delivery"] >= 0 and report["client_cpu_share"] > 0
+
+
+def test_the_fanout_floor_is_counted_as_a_contender_is(servers: dict[str, Server]) -> None:
+    """The fan-out floor (no GraphQL, prepared frames) speaks graphql-transport-ws well enough
+    for the load client to count its deliveries as it counts gqlchannels'."""
+    size = dataclasses.replace(QUICK, subscribers=40, messages=7)
+    with running(FANOUT_FLOOR) as started:
+        reports = [fanout_run(server, size, viewer=False) for server in (started[FANOUT_FLOOR], servers[GQL_MEMORY])]
+    for report in reports:
+        assert (report["delivered"], report["expected"], report["wrong_viewer"]) == (280, 280, 0)
+        assert 0 < report["p50_ms"] <= report["p99_ms"]
 
 
 def test_a_contender_that_does_not_cope_is_a_result_not_the_end_of_the_bench() -> None:

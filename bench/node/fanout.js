@@ -21,7 +21,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 
-import WebSocket from "ws";
+import { LeanWebSocket } from "./lean_ws.js";
 
 const LIMIT = 120_000; // ms any phase may take
 const SEND_TIMEOUT = 30_000; // ms one publish (an HTTP mutation) may take
@@ -109,27 +109,28 @@ function handshakeFailure(error) {
 /** One connection, initialised (naming its viewer when `viewer`) and subscribed to `room`. */
 function subscribe(url, index, room, query, viewer) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, "graphql-transport-ws", { perMessageDeflate: false, handshakeTimeout: 60_000 });
-    const subscriber = { ws, index, joined: false, received: 0, closed: false };
-    ws.on("error", (error) => reject(handshakeFailure(error))); // after the handshake, the close tells
-    ws.on("close", (code) => {
+    const ws = new LeanWebSocket(url, "graphql-transport-ws", { handshakeTimeout: 60_000 });
+    const subscriber = { ws, index, joined: false, received: 0, closed: false, onClosed: () => {} };
+    ws.onerror = (error) => reject(handshakeFailure(error)); // after the handshake, the close tells
+    ws.onclose = (code) => {
       subscriber.closed = true;
       reject(new Failed(`a connection was closed (${code}) before its connection_ack`));
       onClose(subscriber);
-    });
-    ws.once("open", () => {
+      subscriber.onClosed();
+    };
+    ws.onopen = () => {
       ws.send(JSON.stringify({ type: "connection_init", ...(viewer ? { payload: { viewer: viewerName(index) } } : {}) }));
-    });
-    ws.once("message", (data) => {
+    };
+    ws.onmessage = (data) => {
       const answer = JSON.parse(data);
       if (answer.type !== "connection_ack") {
         reject(new Failed(`connection_init was answered ${data}`));
         return;
       }
-      ws.on("message", (message) => onMessage(subscriber, message));
+      ws.onmessage = (message) => onMessage(subscriber, message);
       ws.send(JSON.stringify({ id: "0", type: "subscribe", payload: { query, variables: { room } } }));
       resolve(subscriber);
-    });
+    };
   });
 }
 
@@ -321,9 +322,9 @@ async function fanout(args, documents) {
 
 /** A clean close of every connection, as a leaving browser does; bounded like the handshake. */
 async function closeAll(subscribers) {
-  const closed = subscribers.filter(({ closed }) => !closed).map(({ ws }) => new Promise((resolve) => {
-    ws.once("close", resolve);
-    ws.close(1000);
+  const closed = subscribers.filter(({ closed }) => !closed).map((subscriber) => new Promise((resolve) => {
+    subscriber.onClosed = resolve;
+    subscriber.ws.close(1000);
   }));
   await Promise.race([Promise.all(closed), sleep(10_000)]);
 }
