@@ -26,7 +26,12 @@ def server() -> Iterator[ServerProcess]:
 
 async def run(subscriber: Subscriber, op_id: str, query: str, **payload: Any) -> list[dict[str, Any]]:
     """Send one operation; return its messages up to and including 'complete' or 'error'."""
-    await subscriber.send({"id": op_id, "type": "subscribe", "payload": {"query": query, **payload}})
+    return await _operation(subscriber, "subscribe", op_id, {"query": query, **payload})
+
+
+async def _operation(subscriber: Subscriber, start: str, op_id: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Start one operation with a `start` message of either protocol; its messages, ids left out."""
+    await subscriber.send({"id": op_id, "type": start, "payload": payload})
     messages = []
     while True:
         message = await subscriber.recv()
@@ -113,14 +118,7 @@ async def test_a_message_that_is_not_an_object_closes_4400(server: ServerProcess
 
 async def run_legacy(subscriber: Subscriber, op_id: str, query: str, **payload: Any) -> list[dict[str, Any]]:
     """One operation over the legacy graphql-ws protocol, up to 'complete' or 'error'."""
-    await subscriber.send({"id": op_id, "type": "start", "payload": {"query": query, **payload}})
-    messages = []
-    while True:
-        message = await subscriber.recv()
-        assert message.get("id") == op_id, message
-        messages.append({k: v for k, v in message.items() if k != "id"})
-        if message["type"] in ("complete", "error"):
-            return messages
+    return await _operation(subscriber, "start", op_id, {"query": query, **payload})
 
 
 async def test_legacy_graphql_ws_runs_queries_with_the_same_rules(server: ServerProcess) -> None:
