@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import markcoroutinefunction
-from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode, specified_rules
+from graphql import ExecutionResult, GraphQLError, specified_rules
 from strawberry.http.temporal_response import TemporalResponse
 from strawberry.schema import BaseSchema
 from strawberry.types.graphql import OperationType
@@ -47,7 +47,7 @@ from ..events.listen import Events
 from ..events.publish import register_server_layer, server_layer_registered
 from ..graphql.consumers import Latin1HeadersRequest
 from ..graphql.context import AUTHENTICATED_KEY, PREPARED_KEY
-from ..graphql.documents import DOCUMENTS, PreparedDocument
+from ..graphql.documents import DOCUMENTS, PreparedDocument, operation_type
 from ..graphql.extension import ServerPolicy, with_rules
 from ..graphql.persisted import PersistedOperations
 from ..json_encoding import dumps_bytes, loads
@@ -346,14 +346,8 @@ def _operation_type(prepared: PreparedDocument, operation_name: str | None) -> O
     such operation, several and no name): the full route says what is wrong."""
     if prepared.document is None:
         return None
-    operations = [definition for definition in prepared.document.definitions
-                  if isinstance(definition, OperationDefinitionNode)]
-    if operation_name is None:
-        found = operations[0] if len(operations) == 1 else None
-    else:
-        found = next((operation for operation in operations
-                      if operation.name is not None and operation.name.value == operation_name), None)
-    return None if found is None else _OPERATION_TYPES.get(found.operation.value)
+    found = operation_type(prepared.document, operation_name)
+    return None if found is None else _OPERATION_TYPES.get(found)
 
 
 def _query_params(scope: Scope) -> dict[str, Any]:

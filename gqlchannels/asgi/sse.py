@@ -25,13 +25,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
+from graphql import DocumentNode, GraphQLError
 from strawberry.schema import BaseSchema
 from strawberry.types.execution import PreExecutionError
 
 from ..auth import AuthHook, AuthRequest, Unauthorized, authenticate, headers_of
 from ..events.listen import Events
 from ..graphql.context import SSERequest
+from ..graphql.documents import operation_type
 from ..graphql.persisted import PersistedOperations, PersistedQueryError, names_a_persisted_document
 from ..json_encoding import JSONTooDeep, dumps, loads
 from ..metrics import OPERATION_KEY
@@ -45,17 +46,6 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # nginx: pass events through as they come
 ]
-
-
-def operation_type(document: DocumentNode, operation_name: str | None) -> str | None:
-    """"query", "mutation" or "subscription": the operation a request runs, None if the
-    document names no such operation (the request then fails where it is answered)."""
-    operations = [definition for definition in document.definitions
-                  if isinstance(definition, OperationDefinitionNode)]
-    if operation_name is None:
-        return operations[0].operation.value if len(operations) == 1 else None
-    return next((operation.operation.value for operation in operations
-                 if operation.name is not None and operation.name.value == operation_name), None)
 
 
 NOT_ENABLED = json.dumps({"errors": [{"message": (

@@ -23,7 +23,7 @@ import dataclasses
 import threading
 from collections.abc import Callable, Hashable
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
 
 Validator = Callable[[DocumentNode], list[GraphQLError]]
 
@@ -171,3 +171,14 @@ class DocumentCache:
 
 
 DOCUMENTS = DocumentCache()
+
+
+def operation_type(document: DocumentNode, operation_name: str | None) -> str | None:
+    """"query", "mutation" or "subscription": the operation a request runs, None if the
+    document names no such operation (the request then fails where it is answered)."""
+    operations = [definition for definition in document.definitions
+                  if isinstance(definition, OperationDefinitionNode)]
+    if operation_name is None:
+        return operations[0].operation.value if len(operations) == 1 else None
+    return next((operation.operation.value for operation in operations
+                 if operation.name is not None and operation.name.value == operation_name), None)
