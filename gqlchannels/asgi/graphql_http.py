@@ -57,12 +57,11 @@ from ..overrides.strawberry_schema import graphql_schema
 from .middleware import BodyRefused, answer_body_refusal, answer_cut_request, read_body, replaying
 from .negotiation import (
     EVENT_STREAM,
-    GRAPHQL_RESPONSE_JSON,
     MULTIPART_MIXED,
     Accept,
     GraphQLResponseNegotiation,
     accept_header,
-    is_request_error,
+    as_graphql_response,
 )
 from .routing import ASGIApp, Receive, Scope, Send
 
@@ -71,7 +70,6 @@ logger = logging.getLogger("gqlchannels")
 _POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION})
 _GET_OPERATIONS = frozenset({OperationType.QUERY, OperationType.SUBSCRIPTION})
 _OPERATION_TYPES = {"query": OperationType.QUERY, "mutation": OperationType.MUTATION}
-_GRAPHQL_RESPONSE_CONTENT_TYPE = GRAPHQL_RESPONSE_JSON.encode() + b"; charset=utf-8"
 
 
 class HTTPRequestConsumer:
@@ -310,12 +308,7 @@ class GraphQLHTTP:
         header_list = list(headers.items())
         content_type = next((value for name, value in header_list if name.lower() == b"content-type"), b"")
         if accept.prefers_graphql_response_json() and content_type.startswith(b"application/json"):
-            if status == 200 and is_request_error(answer):
-                status = 400
-                del answer["data"]
-            header_list = [(name, value) for name, value in header_list
-                           if name.lower() not in (b"content-type", b"content-length")]
-            header_list.append((b"content-type", _GRAPHQL_RESPONSE_CONTENT_TYPE))
+            status, header_list = as_graphql_response(status, answer, header_list)
         body = dumps_bytes(answer)
         if not any(name.lower() == b"content-length" for name, _ in header_list):
             header_list.append((b"content-length", str(len(body)).encode()))

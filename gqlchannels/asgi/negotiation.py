@@ -38,6 +38,7 @@ from ..json_encoding import dumps_bytes
 from .routing import ASGIApp, Receive, Scope, Send
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+GRAPHQL_RESPONSE_CONTENT_TYPE = GRAPHQL_RESPONSE_JSON.encode() + b"; charset=utf-8"
 APPLICATION_JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
 MULTIPART_MIXED = "multipart/mixed"
@@ -195,6 +196,21 @@ def is_request_error(result: Any) -> bool:
             and not any(map(_asks_for_the_document, result["errors"])))
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
+def as_graphql_response(status: int, result: Any, headers: Headers) -> tuple[int, Headers]:
+    """A JSON answer's status and headers as application/graphql-response+json: 400 for a
+    request error (whose `data`, None, is taken out of `result`), the content type replaced.
+    The content length is left out, for the caller to give the body's."""
+    if status == 200 and is_request_error(result):
+        status = 400
+        del result["data"]
+    headers = [(name, value) for name, value in headers if name.lower() not in (b"content-type", b"content-length")]
+    headers.append((b"content-type", GRAPHQL_RESPONSE_CONTENT_TYPE))
+    return status, headers
+
+
 class GraphQLResponseNegotiation:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -233,19 +249,15 @@ class GraphQLResponseNegotiation:
         await self.app(scope, receive, rewriting_send)
 
     async def _finish(self, send: Send, start: dict[str, Any], body: bytes, more_body: bool) -> None:
-        status = start["status"]
-        if not more_body and status == 200:
+        result = None
+        if not more_body and start["status"] == 200:
             try:
                 result = json.loads(body)
             except ValueError:
-                result = None
-            if is_request_error(result):
-                status = 400
-                del result["data"]
-                body = dumps_bytes(result)  # encoded as every other response
-        headers = [(name, value) for name, value in start.get("headers", [])
-                   if name.lower() not in (b"content-type", b"content-length")]
-        headers.append((b"content-type", GRAPHQL_RESPONSE_JSON.encode() + b"; charset=utf-8"))
+                pass
+        status, headers = as_graphql_response(start["status"], result, start.get("headers", []))
+        if status != start["status"]:
+            body = dumps_bytes(result)  # without its data, encoded as every other response
         if not more_body:
             headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "status": status, "headers": headers})
