@@ -95,6 +95,24 @@ for _outcome in PERSISTED_OUTCOMES:
     PERSISTED_OPERATIONS.labels(_outcome)
 
 
+# (status, operation) -> its HTTP_REQUESTS child, operation -> its HTTP_DURATION child: looked
+# up once, not through labels() (a lock and a tuple of strings) on every request.
+_request_counters: dict[tuple[int, str], Any] = {}
+_request_durations: dict[str, Any] = {}
+
+
+def http_request_done(status: int, operation: str, seconds: float) -> None:
+    """Count one GraphQL HTTP request: its status, its operation type and how long it took."""
+    counter = _request_counters.get((status, operation))
+    if counter is None:
+        counter = _request_counters[(status, operation)] = HTTP_REQUESTS.labels(str(status), operation)
+    counter.inc()
+    duration = _request_durations.get(operation)
+    if duration is None:
+        duration = _request_durations[operation] = HTTP_DURATION.labels(operation)
+    duration.observe(seconds)
+
+
 def operation_of(execution_context: Any) -> str:
     try:
         operation = execution_context.operation_type

@@ -51,7 +51,7 @@ from ..graphql.documents import DOCUMENTS, PreparedDocument, operation_type
 from ..graphql.extension import ServerPolicy, with_rules
 from ..graphql.persisted import PersistedOperations
 from ..json_encoding import dumps_bytes, loads
-from ..metrics import GRAPHQL_ERRORS, HTTP_DURATION, HTTP_REQUESTS, OPERATION_KEY
+from ..metrics import GRAPHQL_ERRORS, OPERATION_KEY, http_request_done
 from ..overrides import strawberry_http_execution
 from ..overrides.strawberry_schema import graphql_schema
 from .middleware import BodyRefused, answer_body_refusal, answer_cut_request, read_body, replaying
@@ -129,8 +129,6 @@ class GraphQLHTTP:
         # The 413 and the 408, as the full route negotiates them.
         self._refusals = {refused: GraphQLResponseNegotiation(self._refusing(refused))
                           for refused in (BodyRefused.TOO_LARGE, BodyRefused.TOO_SLOW)}
-        self._counters: dict[tuple[int, str], Any] = {}
-        self._durations: dict[str, Any] = {}
 
     def _refusing(self, refused: BodyRefused) -> ASGIApp:
         async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,17 +155,7 @@ class GraphQLHTTP:
                 state["status"] = 503
             await answer_cut_request(send, state["started"])
         finally:
-            self._count(state["status"], scope.get(OPERATION_KEY, "none"), time.perf_counter() - started)
-
-    def _count(self, status: int, operation: str, seconds: float) -> None:
-        counter = self._counters.get((status, operation))
-        if counter is None:
-            counter = self._counters[(status, operation)] = HTTP_REQUESTS.labels(str(status), operation)
-        counter.inc()
-        duration = self._durations.get(operation)
-        if duration is None:
-            duration = self._durations[operation] = HTTP_DURATION.labels(operation)
-        duration.observe(seconds)
+            http_request_done(state["status"], scope.get(OPERATION_KEY, "none"), time.perf_counter() - started)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await self._read_body(scope, receive, send)

@@ -8,7 +8,7 @@ import enum
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..metrics import HTTP_DURATION, HTTP_REQUESTS, OPERATION_KEY
+from ..metrics import OPERATION_KEY, http_request_done
 from .routing import ASGIApp, Receive, Scope, Send, send_json
 
 if TYPE_CHECKING:
@@ -119,9 +119,7 @@ class HTTPMetrics:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            operation = scope.get(OPERATION_KEY, "none")
-            HTTP_REQUESTS.labels(str(status), operation).inc()
-            HTTP_DURATION.labels(operation).observe(time.perf_counter() - started)
+            http_request_done(status, scope.get(OPERATION_KEY, "none"), time.perf_counter() - started)
 
 
 class AnswerCutRequests:
