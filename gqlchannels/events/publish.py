@@ -21,7 +21,7 @@ import atexit
 import concurrent.futures
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.layers import BaseChannelLayer
@@ -144,18 +144,43 @@ def _prepare(group: str, message: dict[str, Any]) -> None:
     check_message(message)
 
 
+class _Untraced:
+    """What a publish is sent under when tracing is off: no span, the message as it is."""
+
+    def wrap(self, message: dict[str, Any]) -> dict[str, Any]:
+        return message
+
+    def __enter__(self) -> _Untraced:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+
+_UNTRACED = _Untraced()
+
+
+def _producer(group: str, layer: BaseChannelLayer) -> Any:
+    """The PRODUCER span to send a message to `group` under (`with` it, sending `.wrap(message)`)."""
+    producer = telemetry.producer(group, layer)
+    return _UNTRACED if producer is None else producer
+
+
+Submit = Callable[[Coroutine[Any, Any, Any]], "concurrent.futures.Future[Any]"]
+
+
+def _submitter(loop: asyncio.AbstractEventLoop) -> Submit:
+    return lambda coroutine: asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+
 async def publish_through(layer: BaseChannelLayer, group: str, message: dict[str, Any],
                           timeout: float = DEFAULT_TIMEOUT) -> None:
     """Checked, bounded `group_send` on a layer of the running loop (the server's own)."""
     _prepare(group, message)
-    producer = telemetry.producer(group, layer)
     try:
         async with asyncio.timeout(timeout):
-            if producer is None:
-                await layer.group_send(group, message)
-            else:
-                with producer:
-                    await layer.group_send(group, producer.wrap(message))
+            with _producer(group, layer) as producer:
+                await layer.group_send(group, producer.wrap(message))
     except (TimeoutError, OSError, ConnectionError) as exc:
         raise _unavailable(group, timeout, None, exc) from exc
 
@@ -168,33 +193,22 @@ async def apublish(group: str, message: dict[str, Any], *, layer_url: str | None
         await publish_through(server_layer, group, message, timeout)
         return
     _prepare(group, message)
-    producer = None
     try:
+        layer: BaseChannelLayer
+        submit: Submit
         if layer_url is None and server_layer is not None and server_loop is not None:
-            producer = telemetry.producer(group, server_layer)
-            sent = message if producer is None else producer.wrap(message)
-            future = asyncio.run_coroutine_threadsafe(server_layer.group_send(group, sent), server_loop)
+            layer, submit = server_layer, _submitter(server_loop)
         else:
             background = await asyncio.to_thread(_background_layer, layer_url)
-            producer = telemetry.producer(group, background.layer)
-            sent = message if producer is None else producer.wrap(message)
-            future = background.submit(background.layer.group_send(group, sent))
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-        finally:
-            future.cancel()
+            layer, submit = background.layer, background.submit
+        with _producer(group, layer) as producer:
+            future = submit(layer.group_send(group, producer.wrap(message)))
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            finally:
+                future.cancel()
     except (TimeoutError, OSError, ConnectionError) as exc:
-        _end_span(producer, exc)
         raise _unavailable(group, timeout, layer_url or os.environ.get(LAYER_URL_ENV), exc) from exc
-    except BaseException as exc:
-        _end_span(producer, exc)
-        raise
-    _end_span(producer, None)
-
-
-def _end_span(producer: Any, exc: BaseException | None) -> None:
-    if producer is not None:
-        producer.__exit__(type(exc) if exc else None, exc, None)
 
 
 def publish(group: str, message: dict[str, Any], *, layer_url: str | None = None,
@@ -202,35 +216,27 @@ def publish(group: str, message: dict[str, Any], *, layer_url: str | None = None
     """Blocking `apublish`, for synchronous code: scripts, Celery tasks, Django commands."""
     _prepare(group, message)
     server_layer, server_loop = _ServerLayer.layer, _ServerLayer.loop
-    producer = None
     try:
+        layer: BaseChannelLayer
+        submit: Submit
         if layer_url is None and server_layer is not None and server_loop is not None:
             if _running_loop() is server_loop:
                 raise RuntimeError(
                     "publish() would block the server's event loop; use `await apublish(...)` there."
                 )
-            layer = server_layer
+            layer, submit = server_layer, _submitter(server_loop)
         else:
             background = _background_layer(layer_url)
-            layer = background.layer
+            layer, submit = background.layer, background.submit
         # The span starts here, in the caller's thread, so it joins the caller's trace.
-        producer = telemetry.producer(group, layer)
-        sent = message if producer is None else producer.wrap(message)
-        if layer is server_layer:
-            future = asyncio.run_coroutine_threadsafe(server_layer.group_send(group, sent), server_loop)
-        else:
-            future = background.submit(background.layer.group_send(group, sent))
-        try:
-            future.result(timeout)
-        finally:
-            future.cancel()
+        with _producer(group, layer) as producer:
+            future = submit(layer.group_send(group, producer.wrap(message)))
+            try:
+                future.result(timeout)
+            finally:
+                future.cancel()
     except (TimeoutError, concurrent.futures.TimeoutError, OSError, ConnectionError) as exc:
-        _end_span(producer, exc)
         raise _unavailable(group, timeout, layer_url or os.environ.get(LAYER_URL_ENV), exc) from exc
-    except BaseException as exc:
-        _end_span(producer, exc)
-        raise
-    _end_span(producer, None)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
