@@ -39,6 +39,12 @@ def memory_server() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
+def memory_sse_server() -> Iterator[ServerProcess]:
+    with ServerProcess(CHAT_APP, "--sse") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def amqp_server(amqp_url: str) -> Iterator[ServerProcess]:
     with ServerProcess(CHAT_APP, "--layer", amqp_url) as server:
         yield server

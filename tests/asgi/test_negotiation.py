@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from gqlchannels.asgi.negotiation import Accept
 from tests.support.gql_clients import JOIN_ROOMS
-from tests.support.server import CHAT_APP, ServerProcess, metric
+from tests.support.server import ServerProcess, metric
 
 # What urql 6's fetchExchange sends with every query and mutation.
 URQL = "application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed"
@@ -22,18 +21,6 @@ QUERY = {"query": "{ hello }"}
 
 def subscription() -> dict:
     return {"query": JOIN_ROOMS, "variables": {"rooms": [{"id": f"neg-{uuid.uuid4().hex[:8]}"}]}}
-
-
-@pytest.fixture(scope="module")
-def plain_server() -> Iterator[ServerProcess]:
-    with ServerProcess(CHAT_APP) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def sse_server() -> Iterator[ServerProcess]:
-    with ServerProcess(CHAT_APP, "--sse") as server:
-        yield server
 
 
 def answer(server: ServerProcess, accept: str | None, body: dict) -> tuple[int, str, str]:
@@ -61,9 +48,9 @@ def answer(server: ServerProcess, accept: str | None, body: dict) -> tuple[int, 
     ("text/event-stream", "text/event-stream"),  # graphql-sse's client: a stream of one result
     ("text/*", "text/event-stream"),
 ])
-def test_queries_follow_the_clients_preference_with_sse(sse_server: ServerProcess, accept: str | None,
+def test_queries_follow_the_clients_preference_with_sse(memory_sse_server: ServerProcess, accept: str | None,
                                                         media_type: str) -> None:
-    status, got, body = answer(sse_server, accept, QUERY)
+    status, got, body = answer(memory_sse_server, accept, QUERY)
     assert (status, got) == (200, media_type), body
     if media_type == "text/event-stream":
         assert body.startswith('event: next\ndata: {"data":{"hello":"Hello, world!"}}\n\n')
@@ -73,57 +60,57 @@ def test_queries_follow_the_clients_preference_with_sse(sse_server: ServerProces
 
 @pytest.mark.parametrize("accept", [URQL, "text/event-stream, application/json", "*/*",
                                     "text/event-stream;q=0.9, application/json;q=0.1, multipart/mixed"])
-def test_subscriptions_stream_for_any_client_accepting_a_stream(sse_server: ServerProcess, accept: str) -> None:
-    status, media_type, body = answer(sse_server, accept, subscription())
+def test_subscriptions_stream_for_any_client_accepting_a_stream(memory_sse_server: ServerProcess, accept: str) -> None:
+    status, media_type, body = answer(memory_sse_server, accept, subscription())
     assert (status, media_type) == (200, "text/event-stream"), body
     assert body.startswith("event: next\n") and "just joined the room!" in body
 
 
 @pytest.mark.parametrize("accept", [URQL, "text/event-stream;q=0.5, application/json",
                                     "text/event-stream, application/json;q=0.1"])
-def test_without_sse_a_client_that_accepts_json_gets_json(plain_server: ServerProcess, accept: str) -> None:
-    status, media_type, body = answer(plain_server, accept, QUERY)
+def test_without_sse_a_client_that_accepts_json_gets_json(memory_server: ServerProcess, accept: str) -> None:
+    status, media_type, body = answer(memory_server, accept, QUERY)
     assert status == 200 and media_type.startswith("application/") and media_type.endswith("json"), body
     assert json.loads(body) == {"data": {"hello": "Hello, world!"}}
     mutation = {"query": 'mutation { sendChatMessage(room: {id: "neg"}, message: "hi") }'}
-    assert json.loads(answer(plain_server, accept, mutation)[2]) == {"data": {"sendChatMessage": True}}
+    assert json.loads(answer(memory_server, accept, mutation)[2]) == {"data": {"sendChatMessage": True}}
 
 
-def test_without_sse_a_subscription_gets_an_error_that_says_where_to_subscribe(plain_server: ServerProcess) -> None:
-    status, media_type, body = answer(plain_server, URQL, subscription())
+def test_without_sse_a_subscription_gets_an_error_that_says_where_to_subscribe(memory_server: ServerProcess) -> None:
+    status, media_type, body = answer(memory_server, URQL, subscription())
     assert (status, media_type) == (400, "application/graphql-response+json"), body
     message = json.loads(body)["errors"][0]["message"]
     assert "subscriptions are served over WebSocket" in message and "--sse" in message
 
 
 @pytest.mark.parametrize("body", [QUERY, None])
-def test_without_sse_a_client_that_accepts_only_a_stream_gets_406(plain_server: ServerProcess,
+def test_without_sse_a_client_that_accepts_only_a_stream_gets_406(memory_server: ServerProcess,
                                                                    body: dict | None) -> None:
-    status, media_type, text = answer(plain_server, "text/event-stream", body or subscription())
+    status, media_type, text = answer(memory_server, "text/event-stream", body or subscription())
     assert (status, media_type) == (406, "application/json")
     message = json.loads(text)["errors"][0]["message"]
     assert "not enabled on this server" in message and "--sse" in message and "WebSocket" in message
 
 
-def test_a_browser_still_gets_the_ide_and_a_wildcard_get_json(sse_server: ServerProcess) -> None:
-    page = httpx.get(f"{sse_server.url}/graphql", headers={"accept": BROWSER})
+def test_a_browser_still_gets_the_ide_and_a_wildcard_get_json(memory_sse_server: ServerProcess) -> None:
+    page = httpx.get(f"{memory_sse_server.url}/graphql", headers={"accept": BROWSER})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    query = httpx.get(f"{sse_server.url}/graphql", params=QUERY, headers={"accept": BROWSER})
+    query = httpx.get(f"{memory_sse_server.url}/graphql", params=QUERY, headers={"accept": BROWSER})
     assert query.json() == {"data": {"hello": "Hello, world!"}}
 
 
-def test_request_errors_from_a_client_accepting_both_are_the_json_paths(sse_server: ServerProcess) -> None:
+def test_request_errors_from_a_client_accepting_both_are_the_json_paths(memory_sse_server: ServerProcess) -> None:
     for body, fragment in ((b"not json", "Unable to parse request body as JSON"), (b'{"query": "{ hello("}', "Syntax Error")):
-        response = httpx.post(f"{sse_server.url}/graphql", content=body,
+        response = httpx.post(f"{memory_sse_server.url}/graphql", content=body,
                               headers={"accept": URQL, "content-type": "application/json"})
         assert response.status_code == 400 and fragment in response.text
         assert not response.headers["content-type"].startswith("text/event-stream")
 
 
-def test_operations_answered_as_json_are_counted_by_type(plain_server: ServerProcess) -> None:
-    before = metric(plain_server, "gqlchannels_http_requests_total", status="200", operation="query")
-    assert answer(plain_server, URQL, QUERY)[0] == 200
-    assert metric(plain_server, "gqlchannels_http_requests_total", status="200", operation="query") == before + 1
+def test_operations_answered_as_json_are_counted_by_type(memory_server: ServerProcess) -> None:
+    before = metric(memory_server, "gqlchannels_http_requests_total", status="200", operation="query")
+    assert answer(memory_server, URQL, QUERY)[0] == 200
+    assert metric(memory_server, "gqlchannels_http_requests_total", status="200", operation="query") == before + 1
 
 
 @pytest.mark.parametrize(("header", "media_type", "quality"), [

@@ -11,7 +11,6 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from gql import Client, GraphQLRequest
@@ -25,18 +24,6 @@ HELLO = "query Hello($name: String!) { hello(name: $name) }"
 SEND = "mutation Send($room: String!, $message: String!) { sendChatMessage(room: {id: $room}, message: $message) }"
 JOIN = "subscription Join($room: String!) { joinChatRooms(rooms: [{id: $room}]) { id message } }"
 GAUGES = ("gqlchannels_subscriptions_active", "gqlchannels_websocket_connections")
-
-
-@pytest.fixture(scope="module")
-def plain_server() -> Iterator[ServerProcess]:
-    with ServerProcess(CHAT_APP) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def sse_server() -> Iterator[ServerProcess]:
-    with ServerProcess(CHAT_APP, "--sse") as server:
-        yield server
 
 
 def room() -> str:
@@ -54,13 +41,13 @@ def assert_nothing_left_open(server: ServerProcess) -> None:
 
 
 NPM_CLIENTS = [  # (script, its mode argument, which server, the name it runs as)
-    ("apollo_client.mjs", "graphqlwslink", "plain", "apollo graphqlwslink"),  # HttpLink + GraphQLWsLink
-    ("apollo_client.mjs", "websocketlink", "plain", "apollo websocketlink"),  # everything over legacy graphql-ws
-    ("urql_client.mjs", "websocket", "plain", "urql websocket"),  # default exchanges + subscriptionExchange
-    ("urql_client.mjs", "sse", "sse", "urql sse"),  # default exchanges, fetchSubscriptions
-    ("transport_ws_client.mjs", None, "plain", "subscriptions-transport-ws"),
-    ("sse_client.mjs", None, "sse", "graphql-sse"),
-    ("graphql_request_client.mjs", None, "plain", "graphql-request"),
+    ("apollo_client.mjs", "graphqlwslink", "memory", "apollo graphqlwslink"),  # HttpLink + GraphQLWsLink
+    ("apollo_client.mjs", "websocketlink", "memory", "apollo websocketlink"),  # everything over legacy graphql-ws
+    ("urql_client.mjs", "websocket", "memory", "urql websocket"),  # default exchanges + subscriptionExchange
+    ("urql_client.mjs", "sse", "memory_sse", "urql sse"),  # default exchanges, fetchSubscriptions
+    ("transport_ws_client.mjs", None, "memory", "subscriptions-transport-ws"),
+    ("sse_client.mjs", None, "memory_sse", "graphql-sse"),
+    ("graphql_request_client.mjs", None, "memory", "graphql-request"),
 ]
 
 
@@ -85,12 +72,12 @@ def test_npm_client(node: str, request: pytest.FixtureRequest, script: str, mode
     ("graphql-transport-ws", "graphql-transport-ws"),
     ("graphql-ws", "graphql-ws"),  # gql's apollo mode: queries and mutations over the legacy protocol too
 ])
-async def test_gql(plain_server: ServerProcess, operations: str, subscriptions: str) -> None:
+async def test_gql(memory_server: ServerProcess, operations: str, subscriptions: str) -> None:
     name, chat_room = f"gql {operations}", room()
-    socket = WebsocketsTransport(url=plain_server.ws_url, subprotocols=[subscriptions])
+    socket = WebsocketsTransport(url=memory_server.ws_url, subprotocols=[subscriptions])
     async with Client(transport=socket) as ws_session:
         if operations == "http":
-            http = Client(transport=HTTPXAsyncTransport(url=f"{plain_server.url}/graphql"))
+            http = Client(transport=HTTPXAsyncTransport(url=f"{memory_server.url}/graphql"))
             session = await http.connect_async()
         else:
             session = ws_session
@@ -107,18 +94,18 @@ async def test_gql(plain_server: ServerProcess, operations: str, subscriptions: 
         finally:
             if operations == "http":
                 await http.close_async()
-    await asyncio.to_thread(assert_nothing_left_open, plain_server)
+    await asyncio.to_thread(assert_nothing_left_open, memory_server)
 
 
-async def test_gql_ping_payload_comes_back_in_the_pong(plain_server: ServerProcess) -> None:
-    socket = WebsocketsTransport(url=plain_server.ws_url, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
+async def test_gql_ping_payload_comes_back_in_the_pong(memory_server: ServerProcess) -> None:
+    socket = WebsocketsTransport(url=memory_server.ws_url, subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
     async with Client(transport=socket) as session:
         await session.execute(GraphQLRequest("{ hello }"))  # the connection is up and acknowledged
         socket.pong_received.clear()
         await socket.send_ping({"sent": "2024-01-01T00:00:00Z", "seq": 7})
         await asyncio.wait_for(socket.pong_received.wait(), 10)
         assert socket.payloads["pong"] == {"sent": "2024-01-01T00:00:00Z", "seq": 7}
-    await asyncio.to_thread(assert_nothing_left_open, plain_server)
+    await asyncio.to_thread(assert_nothing_left_open, memory_server)
 
 
 # --- Apollo Client's persisted queries link ----------------------------------------------------
