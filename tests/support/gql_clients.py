@@ -9,7 +9,9 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 SEND_MESSAGE = "mutation($room: String!, $msg: String!) { sendChatMessage(room: {id: $room}, message: $msg) }"
 JOIN_ROOMS = "subscription($rooms: [ChatRoom!]!) { joinChatRooms(rooms: $rooms) { id message } }"
@@ -69,6 +71,17 @@ class Subscriber:
         assert message["id"] == self.op_id
         assert "errors" not in message["payload"], message
         return message["payload"]["data"]
+
+    async def expect_syntax_error(self) -> None:
+        """The server's answer to a subscription whose document does not parse: graphql-ws's
+        close with 4400, or the legacy protocol's error message."""
+        if self.protocol == "graphql-transport-ws":
+            with pytest.raises(ConnectionClosed) as closed:
+                await self.recv()
+            assert closed.value.rcvd.code == 4400 and "Syntax Error" in closed.value.rcvd.reason
+        else:
+            message = await self.recv()
+            assert message["type"] == "error" and "Syntax Error" in message["payload"]["message"], message
 
     async def join_room(self, room: str) -> str:
         """Subscribe to one room and wait for our own join announcement; return its text.
